@@ -1,0 +1,243 @@
+"""Datasets as resident uint8 tensors, seeded splits, and batched tensor augmentation.
+
+Dataset root resolution (DESIGN.md): ``$MCMIA_DATA_DIR``, then ``../shared/data`` next to the
+checkout, then ``data/`` of the checkout, then torchvision's download where the network allows.
+"""
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .paths import REPO_ROOT, atomic_write_bytes
+
+DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "digits")
+CIFAR10_JPEG_ARCHIVE = "CIFAR10-JPEG.tar.gz"
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset is missing from every root tried; the message lists them and how to provide it."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A whole dataset in memory: images uint8 (N, C, H, W), labels int64 (N,)."""
+
+    name: str
+    label: str  # how results must name it, e.g. "CIFAR-10 (JPEG copy)"
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    mean: tuple = field(default=())
+    std: tuple = field(default=())
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.x_train.shape[1:])
+
+    def to(self, device) -> "Dataset":
+        move = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test")}
+        return Dataset(self.name, self.label, num_classes=self.num_classes, mean=self.mean, std=self.std, **move)
+
+
+def candidate_roots() -> list[Path]:
+    """Dataset roots in resolution order (existing or not)."""
+    roots = []
+    if os.environ.get("MCMIA_DATA_DIR"):
+        roots.append(Path(os.environ["MCMIA_DATA_DIR"]))
+    roots += [REPO_ROOT.parent / "shared" / "data", REPO_ROOT / "data"]
+    return roots
+
+
+def _missing(name: str, tried: list[str], hint: str) -> DatasetNotFoundError:
+    lines = "\n  ".join(tried)
+    return DatasetNotFoundError(
+        f"dataset {name!r} not found. Tried:\n  {lines}\n{hint}\n"
+        "Set MCMIA_DATA_DIR to a folder holding it, or put it under ../shared/data or data/.")
+
+
+def _stats(x: torch.Tensor) -> tuple[tuple, tuple]:
+    xf = x.float().div_(255)
+    return tuple(xf.mean(dim=(0, 2, 3)).tolist()), tuple(xf.std(dim=(0, 2, 3)).tolist())
+
+
+def _make(name, label, xtr, ytr, xte, yte, k) -> Dataset:
+    xtr, xte = torch.as_tensor(xtr, dtype=torch.uint8), torch.as_tensor(xte, dtype=torch.uint8)
+    ytr, yte = torch.as_tensor(ytr, dtype=torch.int64), torch.as_tensor(yte, dtype=torch.int64)
+    mean, std = _stats(xtr)
+    return Dataset(name, label, xtr, ytr, xte, yte, k, mean, std)
+
+
+def _load_torchvision(name: str, download: bool) -> Dataset:
+    import torchvision.datasets as tvd
+
+    cls = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST,
+           "cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100}[name]
+    label = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}[name]
+    tried = []
+    roots = candidate_roots()
+    for root in roots:
+        try:
+            tr, te = cls(str(root), train=True, download=False), cls(str(root), train=False, download=False)
+        except (RuntimeError, FileNotFoundError, OSError):
+            tried.append(f"{root} (torchvision {cls.__name__} layout)")
+            continue
+        return _from_tv(name, label, tr, te)
+    if name == "cifar10":
+        for root in roots:
+            archive = root / CIFAR10_JPEG_ARCHIVE
+            if archive.exists():
+                return _load_cifar10_jpeg(archive)
+            tried.append(str(archive))
+    if download:
+        root = REPO_ROOT / "data"
+        try:
+            tr, te = cls(str(root), train=True, download=True), cls(str(root), train=False, download=True)
+            return _from_tv(name, label, tr, te)
+        except Exception as exc:  # network errors vary by platform
+            tried.append(f"download into {root} failed: {type(exc).__name__}: {exc}")
+    raise _missing(name, tried, f"Provide the torchvision {cls.__name__} files (or run where download works, "
+                                "with download=True).")
+
+
+def _from_tv(name, label, tr, te) -> Dataset:
+    def arr(ds):
+        x = ds.data if isinstance(ds.data, np.ndarray) else ds.data.numpy()
+        x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(x), np.asarray(ds.targets)
+    (xtr, ytr), (xte, yte) = arr(tr), arr(te)
+    return _make(name, label, xtr, ytr, xte, yte, len(tr.classes))
+
+
+def _load_cifar10_jpeg(archive: Path) -> Dataset:
+    """Decode the JPEG copy of CIFAR-10 once and cache the uint8 arrays under data/cache/."""
+    cache = REPO_ROOT / "data" / "cache" / "cifar10_jpeg.npz"
+    if not cache.exists():
+        from PIL import Image
+        parts = {"train": ([], []), "test": ([], [])}
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                bits = member.name.split("/")
+                if not member.isfile() or len(bits) != 4 or not bits[3].endswith(".jpg"):
+                    continue
+                img = Image.open(io.BytesIO(tar.extractfile(member).read())).convert("RGB")
+                xs, ys = parts[bits[1]]
+                xs.append((bits[2], bits[3], np.asarray(img, dtype=np.uint8)))
+        arrays = {}
+        for split, (xs, _) in parts.items():
+            xs.sort(key=lambda t: (CIFAR10_CLASSES.index(t[0]), t[1]))
+            arrays[f"x_{split}"] = np.stack([t[2] for t in xs]).transpose(0, 3, 1, 2)
+            arrays[f"y_{split}"] = np.array([CIFAR10_CLASSES.index(t[0]) for t in xs], dtype=np.int64)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write_bytes(cache, buf.getvalue())
+    z = np.load(cache)
+    return _make("cifar10", "CIFAR-10 (JPEG copy)", z["x_train"], z["y_train"], z["x_test"], z["y_test"], 10)
+
+
+def _load_digits() -> Dataset:
+    """scikit-learn's 8x8 digits (always available), split 50/50 with a fixed seed into train/test."""
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    x = np.round(d.images * (255 / 16)).astype(np.uint8)[:, None]
+    perm = np.random.default_rng(0).permutation(len(x))
+    tr, te = perm[: len(x) // 2], perm[len(x) // 2:]
+    return _make("digits", "scikit-learn digits", x[tr], d.target[tr], x[te], d.target[te], 10)
+
+
+def load_dataset(name: str, device="cpu", download: bool = False) -> Dataset:
+    """Load ``name`` (one of ``DATASETS``) fully into memory on ``device`` as uint8 tensors."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    ds = _load_digits() if name == "digits" else _load_torchvision(name, download)
+    return ds.to(device)
+
+
+# ----------------------------------------------------------------------------------------------- splits
+
+def partition(n: int, sizes: list[int], seed: int) -> list[np.ndarray]:
+    """Disjoint random index sets of the given sizes from ``range(n)``, a pure function of ``seed``."""
+    if any(s < 0 for s in sizes) or sum(sizes) > n:
+        raise ValueError(f"cannot draw disjoint parts of sizes {sizes} (total {sum(sizes)}) from {n} examples")
+    perm = np.random.default_rng(seed).permutation(n)
+    bounds = np.cumsum([0, *sizes])
+    return [np.sort(perm[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+@dataclass(frozen=True)
+class MembershipSplit:
+    """Index sets of the MCMIA protocol (001, App. D): the target trains on ``target_train``; the attack
+    trains on D = ``attack_in`` (half of the target's training data) vs D' = ``attack_out`` (half of the
+    test data) and is evaluated on the other halves, balanced: ``eval_in`` (members) vs ``eval_out``."""
+
+    target_train: np.ndarray  # indices into the training set
+    attack_in: np.ndarray  # training-set indices, members used to fit/calibrate attacks
+    attack_out: np.ndarray  # test-set indices, non-members used to fit/calibrate attacks
+    eval_in: np.ndarray  # training-set indices, members for evaluation
+    eval_out: np.ndarray  # test-set indices, non-members for evaluation
+
+
+def membership_split(n_train: int, n_test: int, seed: int, n_target: int | None = None) -> MembershipSplit:
+    """Split a dataset for the MCMIA protocol; ``n_target`` < ``n_train`` trains on a seeded subset.
+
+    The evaluation members are a random subset of the second half of the target's training data of the
+    same size as the evaluation non-members, so attack accuracy is measured on a balanced set.
+    """
+    n_target = n_train if n_target is None else n_target
+    if not 2 <= n_target <= n_train:
+        raise ValueError(f"n_target must be in [2, {n_train}], got {n_target}")
+    if n_test < 2:
+        raise ValueError(f"need at least 2 test examples, got {n_test}")
+    rng = np.random.default_rng([seed, 1])
+    target = np.sort(rng.permutation(n_train)[:n_target])
+    members = rng.permutation(target)
+    half_in = n_target // 2
+    attack_in, rest_in = np.sort(members[:half_in]), members[half_in:]
+    outs = rng.permutation(n_test)
+    half_out = n_test // 2
+    attack_out, eval_out = np.sort(outs[:half_out]), np.sort(outs[half_out:])
+    eval_in = np.sort(rest_in[: min(len(rest_in), len(eval_out))])
+    eval_out = eval_out[: len(eval_in)] if len(eval_in) < len(eval_out) else eval_out
+    return MembershipSplit(target, attack_in, attack_out, eval_in, eval_out)
+
+
+# ------------------------------------------------------------------------------------- preprocessing
+
+def normalize(x_uint8: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 images -> float, standardised per channel with the training set's mean and std."""
+    m = torch.tensor(mean, device=x_uint8.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, device=x_uint8.device).view(1, -1, 1, 1)
+    return (x_uint8.float().div_(255) - m) / s
+
+
+def augment(x: torch.Tensor, flip: bool, crop_pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Batched random horizontal flip and random ``crop_pad``-padded crop (zero padding), as tensor ops."""
+    b, c, h, w = x.shape
+    dev = x.device
+    if flip:
+        mask = torch.rand(b, generator=generator, device=generator.device).to(dev) < 0.5
+        x = torch.where(mask.view(b, 1, 1, 1), x.flip(3), x)
+    if crop_pad > 0:
+        p = crop_pad
+        xp = torch.nn.functional.pad(x, (p, p, p, p))
+        dy = torch.randint(0, 2 * p + 1, (b,), generator=generator, device=generator.device).to(dev)
+        dx = torch.randint(0, 2 * p + 1, (b,), generator=generator, device=generator.device).to(dev)
+        ar_h, ar_w = torch.arange(h, device=dev), torch.arange(w, device=dev)
+        rows = (dy.view(b, 1, 1, 1) + ar_h.view(1, 1, h, 1)).expand(b, c, h, w + 2 * p)
+        cols = (dx.view(b, 1, 1, 1) + ar_w.view(1, 1, 1, w)).expand(b, c, h, w)
+        xp = xp.gather(2, rows)
+        x = xp.gather(3, cols)
+    return x
+
+
+def default_device() -> torch.device:
+    """``cuda`` when present, else ``cpu`` (every published number here is made on the CPU)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,0 +1,109 @@
+"""Attack and utility metrics, defined once (DESIGN.md, "Metrics, defined once").
+
+All functions take ``is_member`` (1 = member, 0 = non-member) and a ``score`` where a higher score
+means "more likely a member", in the style of ``sklearn.metrics``. Ties between a member and a
+non-member score count as half (the ROC walks through tied scores as one diagonal step).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _check(is_member, score):
+    y = np.asarray(is_member).astype(bool).ravel()
+    s = np.asarray(score, dtype=np.float64).ravel()
+    if y.shape != s.shape:
+        raise ValueError(f"is_member has {y.size} entries but score has {s.size}; pass one score per example")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("score contains NaN or infinite values; clip or drop them before computing metrics")
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"need both members and non-members, got {n_pos} members and {n_neg} non-members")
+    return y, s
+
+
+def roc_curve(is_member, score):
+    """ROC points ``(fpr, tpr, thresholds)``: one point per distinct score, from the highest down.
+
+    Point ``i`` predicts "member" for ``score >= thresholds[i]``. The first point is (0, 0) with an
+    infinite threshold. No point is dropped (unlike sklearn's ``drop_intermediate``).
+    """
+    y, s = _check(is_member, score)
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last_of_run = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
+    tp = np.cumsum(y)[last_of_run]
+    fp = (last_of_run + 1) - tp
+    tpr = np.r_[0.0, tp / y.sum()]
+    fpr = np.r_[0.0, fp / (~y).sum()]
+    return fpr, tpr, np.r_[np.inf, s[last_of_run]]
+
+
+def roc_auc(is_member, score) -> float:
+    """Area under the ROC (trapezoids, so ties count as half); equals P(member score > non-member) + ½ P(=)."""
+    fpr, tpr, _ = roc_curve(is_member, score)
+    return float(np.trapezoid(tpr, fpr))
+
+
+def tpr_at_fpr(is_member, score, fpr: float) -> float:
+    """Largest TPR among ROC points whose FPR <= ``fpr`` (no interpolation)."""
+    if not 0.0 <= fpr <= 1.0:
+        raise ValueError(f"fpr must be in [0, 1], got {fpr}")
+    f, t, _ = roc_curve(is_member, score)
+    return float(t[f <= fpr + 1e-12].max())
+
+
+def min_resolvable_fpr(n_nonmembers: int) -> float:
+    """Smallest non-zero FPR an evaluation set with ``n_nonmembers`` can show (one false positive)."""
+    return 1.0 / n_nonmembers
+
+
+def advantage(is_member, score) -> float:
+    """Membership advantage: max over thresholds of TPR - FPR (Yeom et al. 2018)."""
+    f, t, _ = roc_curve(is_member, score)
+    return float(np.max(t - f))
+
+
+def attack_accuracy(is_member, pred) -> float:
+    """Fraction of correct member/non-member decisions; ``pred`` is boolean or 0/1."""
+    y = np.asarray(is_member).astype(bool).ravel()
+    p = np.asarray(pred).astype(bool).ravel()
+    if y.shape != p.shape:
+        raise ValueError(f"is_member has {y.size} entries but pred has {p.size}")
+    return float(np.mean(y == p))
+
+
+def best_threshold(is_member, score) -> float:
+    """Threshold maximising balanced accuracy (TPR + TNR) / 2 of ``score >= threshold`` on a calibration
+    set; balanced because the evaluation sets are, even when the calibration set is not."""
+    fpr, tpr, thr = roc_curve(is_member, score)
+    return float(thr[int(np.argmax(tpr - fpr))])
+
+
+def defense_score(attack_acc_percent):
+    """Gonon et al.'s defense score D = 200 - 2A, with A the attack accuracy in percent (002, Sec. 3)."""
+    return 200.0 - 2.0 * np.asarray(attack_acc_percent, dtype=float)
+
+
+def accuracy(labels, logits_or_pred) -> float:
+    """Top-1 accuracy from class predictions or from a (n, classes) array of logits."""
+    p = np.asarray(logits_or_pred)
+    if p.ndim == 2:
+        p = p.argmax(1)
+    return float(np.mean(p == np.asarray(labels)))
+
+
+def attack_report(is_member, score, fprs=(0.01, 0.001)) -> dict:
+    """AUC, advantage and TPR at each FPR in ``fprs``; a TPR is NaN where the set cannot resolve that FPR."""
+    y, s = _check(is_member, score)
+    out = {"auc": roc_auc(y, s), "advantage": advantage(y, s)}
+    floor = min_resolvable_fpr(int((~y).sum()))
+    for x in fprs:
+        out[f"tpr@{x:g}"] = tpr_at_fpr(y, s, x) if x >= floor else float("nan")
+    return out
+
+
+def mean_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0 for one value) over seeds."""
+    v = np.asarray(values, dtype=float)
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0

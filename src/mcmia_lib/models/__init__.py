@@ -1,0 +1,31 @@
+"""Model zoo: ``build_model(name, num_classes, in_shape, width)`` and parameter counting."""
+from __future__ import annotations
+
+from torch import nn
+
+from .small import cifar_cnn, lenet5, mlp
+from .resnet import resnet18, resnet20
+from .vgg import vgg16
+from .mobilenet import mobilenetv2
+
+MODELS = {"lenet5": lenet5, "mlp": mlp, "cifar_cnn": cifar_cnn, "vgg16": vgg16,
+          "mobilenetv2": mobilenetv2, "resnet18": resnet18, "resnet20": resnet20}
+
+
+def build_model(name: str, num_classes: int, in_shape: tuple, width: float = 1.0) -> nn.Module:
+    """Instantiate ``name`` for inputs of shape ``in_shape`` = (C, H, W); ``width`` scales every layer's
+    channel/unit count (the cpu profile's knob), rounded, at least 1."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    if width <= 0:
+        raise ValueError(f"width multiplier must be > 0, got {width}")
+    return MODELS[name](num_classes=num_classes, in_shape=tuple(in_shape), width=width)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters (weights and biases, BatchNorm affine included)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def scaled(c: int, width: float) -> int:
+    return max(1, int(round(c * width)))

@@ -1,0 +1,168 @@
+"""Experiment spec -> trained target -> attacks -> metrics, cached in the results store.
+
+This is what the notebooks call: ``run(spec)`` returns the stored result when the spec (and the code's
+component versions) match an entry, and computes and stores it otherwise.
+"""
+from __future__ import annotations
+
+import functools
+import io
+import os
+import platform
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import attacks, metrics
+from .attacks.nn_attack import NNAttackConfig
+from .data import load_dataset, membership_split, default_device
+from .models import build_model, count_parameters
+from .paths import REPO_ROOT, atomic_write_bytes
+from .store import Entry, Store, spec_key
+from .train import TrainConfig, predict, train
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """Everything that determines a result. ``n_target=None`` trains on the whole training set;
+    ``nn_attack=None`` skips the NN attack (threshold attacks always run)."""
+
+    dataset: str
+    model: str
+    train: TrainConfig
+    seed: int = 0
+    width: float = 1.0
+    n_target: int | None = None
+    nn_attack: NNAttackConfig | None = field(default_factory=NNAttackConfig)
+
+    def with_seed(self, seed: int) -> "ExperimentSpec":
+        return replace(self, seed=seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _dataset(name: str):
+    return load_dataset(name, device="cpu")
+
+
+def hardware() -> dict:
+    return {"device": str(default_device()), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+
+
+def weights_path(key: str) -> Path:
+    return Path(os.environ.get("MCMIA_WEIGHTS", REPO_ROOT / "data" / "weights")) / f"{key}.pt"
+
+
+class LeakageProbe:
+    """Training hook: after each epoch, the loss attack's AUC and advantage on the evaluation set.
+    Both are threshold-free, so no calibration data is used; they show leakage growing with training."""
+
+    def __init__(self, ds, split, device):
+        self.ds = ds
+        self.x = torch.cat([ds.x_train[torch.as_tensor(split.eval_in)], ds.x_test[torch.as_tensor(split.eval_out)]])
+        self.x = self.x.to(device)
+        self.y = torch.cat([ds.y_train[torch.as_tensor(split.eval_in)], ds.y_test[torch.as_tensor(split.eval_out)]])
+        self.member = np.r_[np.ones(len(split.eval_in)), np.zeros(len(split.eval_out))]
+
+    def after_epoch(self, epoch, model, record):
+        s = attacks.score("loss", predict(model, self.x, self.ds).cpu(), self.y)
+        record["loss_attack_auc"] = float(metrics.roc_auc(self.member, s))
+        record["loss_attack_advantage"] = float(metrics.advantage(self.member, s))
+
+
+def training_key(spec: ExperimentSpec) -> str:
+    """Key of the trained target alone: specs differing only in their attacks share the weights."""
+    return spec_key(replace(spec, nn_attack=None))
+
+
+def _trained_target(spec: ExperimentSpec, ds, split, device) -> tuple[torch.nn.Module, list, float]:
+    """Train the target (resuming from its checkpoint) or load its cached weights; return (model,
+    per-epoch history, training seconds)."""
+    torch.manual_seed(spec.seed)
+    model = build_model(spec.model, ds.num_classes, ds.shape, spec.width).to(device)
+    path = weights_path(training_key(spec))
+    if path.exists():
+        state = torch.load(path, weights_only=True, map_location=device)
+        model.load_state_dict(state["model"])
+        return model, state["history"], state["seconds"]
+    t0 = time.perf_counter()
+    ckpt = path.with_suffix(".ckpt")
+    history = train(model, ds, split.target_train, spec.train, spec.seed, hooks=[LeakageProbe(ds, split, device)],
+                    checkpoint=ckpt,
+                    desc=f"{spec.model}/{spec.dataset} seed {spec.seed}")
+    seconds = time.perf_counter() - t0
+    buf = io.BytesIO()
+    torch.save({"model": model.state_dict(), "history": history, "seconds": seconds}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    ckpt.unlink(missing_ok=True)
+    return model, history, seconds
+
+
+def _compute(spec: ExperimentSpec) -> tuple[dict, dict]:
+    device = default_device()
+    ds = _dataset(spec.dataset)
+    split = membership_split(len(ds.y_train), len(ds.y_test), spec.seed, spec.n_target)
+    model, history, t_train = _trained_target(spec, ds, split, device)
+    t0 = time.perf_counter()
+
+    def logits_of(x_all, y_all, idx):
+        i = torch.as_tensor(idx, dtype=torch.long)
+        return predict(model, x_all[i].to(device), ds).cpu(), y_all[i]
+
+    parts = {"attack_in": logits_of(ds.x_train, ds.y_train, split.attack_in),
+             "attack_out": logits_of(ds.x_test, ds.y_test, split.attack_out),
+             "eval_in": logits_of(ds.x_train, ds.y_train, split.eval_in),
+             "eval_out": logits_of(ds.x_test, ds.y_test, split.eval_out)}
+    train_logits, train_y = logits_of(ds.x_train, ds.y_train, split.target_train)
+    test_logits = predict(model, ds.x_test.to(device), ds).cpu()
+    calib_member = np.r_[np.ones(len(split.attack_in)), np.zeros(len(split.attack_out))]
+    eval_member = np.r_[np.ones(len(split.eval_in)), np.zeros(len(split.eval_out))]
+    cal_logits = torch.cat([parts["attack_in"][0], parts["attack_out"][0]])
+    cal_y = torch.cat([parts["attack_in"][1], parts["attack_out"][1]])
+    ev_logits = torch.cat([parts["eval_in"][0], parts["eval_out"][0]])
+    ev_y = torch.cat([parts["eval_in"][1], parts["eval_out"][1]])
+    ce = torch.nn.functional.cross_entropy
+    result = {
+        "dataset_label": ds.label, "parameters": count_parameters(model),
+        "n": {"target_train": len(split.target_train), "attack_in": len(split.attack_in),
+              "attack_out": len(split.attack_out), "eval_in": len(split.eval_in), "eval_out": len(split.eval_out)},
+        "train_acc": metrics.accuracy(train_y.numpy(), train_logits.numpy()),
+        "test_acc": metrics.accuracy(ds.y_test.numpy(), test_logits.numpy()),
+        "train_loss": ce(train_logits, train_y).item(), "test_loss": ce(test_logits, ds.y_test).item(),
+        "history": history, "attacks": {}}
+    arrays = {"eval_member": eval_member.astype(np.int8), "eval_label": ev_y.numpy().astype(np.int16),
+              "eval_prob_true": torch.softmax(ev_logits.double(), 1).gather(1, ev_y[:, None])[:, 0].numpy()
+              .astype(np.float32)}
+    for kind in attacks.SCORES:
+        s_eval = attacks.score(kind, ev_logits, ev_y)
+        result["attacks"][kind] = attacks.threshold_attack(calib_member, attacks.score(kind, cal_logits, cal_y),
+                                                           eval_member, s_eval)
+        arrays[f"score_{kind}"] = s_eval
+    if spec.nn_attack is not None:
+        nn_out = attacks.train_nn_attack(*parts["attack_in"], *parts["attack_out"], ev_logits, ev_y, eval_member,
+                                         spec.nn_attack, seed=spec.seed)
+        result["attacks"]["nn"] = nn_out["metrics"]
+        arrays["score_nn"] = nn_out["scores"]
+    result["provenance"] = {"seconds_train": t_train, "seconds_attacks": time.perf_counter() - t0,
+                            "hardware": hardware(), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return result, arrays
+
+
+def run(spec: ExperimentSpec, store: Store | None = None, recompute: bool = False) -> Entry:
+    """Return the stored result of ``spec``, computing and storing it first when absent.
+
+    ``recompute=True`` replaces an existing (e.g. corrupt) entry."""
+    store = store or Store()
+    key = spec_key(spec)
+    if store.has(key) and not recompute:
+        return store.load(key)
+    result, arrays = _compute(spec)
+    return store.save(key, spec, result, arrays)
+
+
+def run_seeds(spec: ExperimentSpec, seeds, store: Store | None = None) -> list[Entry]:
+    """``run`` for each seed; each seed is its own store entry, so an interrupted sweep resumes."""
+    return [run(spec.with_seed(s), store) for s in seeds]

@@ -1,0 +1,171 @@
+"""One training loop over resident tensors; defenses plug in as hooks instead of forking the loop.
+
+A hook may implement any of:
+
+* ``configure(model, optimizer, cfg) -> (model, optimizer)`` before the first step (swap the optimizer,
+  wrap the model, e.g. Opacus's ``make_private``);
+* ``extra_loss(model, x, y, logits) -> Tensor`` added to the cross-entropy (Min-Max's λ·gain, ADMM's
+  ρ/2‖W − Z + U‖²);
+* ``after_step(model)`` after each optimizer step (apply pruning masks);
+* ``after_epoch(epoch, model, record)`` at the end of each epoch (ADMM's Z/U updates, extra metrics).
+"""
+from __future__ import annotations
+
+import io
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .data import Dataset, augment, normalize
+from .paths import atomic_write_bytes
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("none", "step", "cosine")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one training run. ``schedule='step'`` divides the lr by 10 at 50% and 75%
+    of training (002); ``'cosine'`` anneals it to zero."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "none"
+    flip: bool = False
+    crop_pad: int = 0
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+
+def quiet() -> bool:
+    """Progress bars are off when ``CI`` or ``MCMIA_QUIET`` is set."""
+    return bool(os.environ.get("CI") or os.environ.get("MCMIA_QUIET"))
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def lr_at(cfg: TrainConfig, epoch: int) -> float:
+    """Learning rate used during ``epoch`` (0-based)."""
+    if cfg.schedule == "step":
+        return cfg.lr * (0.1 ** ((epoch >= 0.5 * cfg.epochs) + (epoch >= 0.75 * cfg.epochs)))
+    if cfg.schedule == "cosine":
+        return cfg.lr * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * epoch / cfg.epochs)).item())
+    return cfg.lr
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, x_uint8: torch.Tensor, ds: Dataset, batch_size: int = 2048) -> torch.Tensor:
+    """Logits of ``model`` (eval mode) for uint8 images, in batches."""
+    was_training = model.training
+    model.eval()
+    out = torch.cat([model(normalize(x_uint8[i:i + batch_size], ds.mean, ds.std))
+                     for i in range(0, len(x_uint8), batch_size)])
+    model.train(was_training)
+    return out
+
+
+def _evaluate(model, x, y, ds) -> tuple[float, float]:
+    logits = predict(model, x, ds)
+    return F.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed: int, hooks=(),
+          eval_test: bool = True, checkpoint: Path | None = None, desc: str = "train") -> list[dict]:
+    """Train ``model`` in place on ``ds.x_train[train_idx]``; return one record per epoch
+    (lr, train loss/acc as running means over the epoch, test loss/acc at the epoch's end, seconds).
+
+    Deterministic for a given ``seed`` on a given device. With ``checkpoint``, the state is saved
+    atomically after every epoch and a rerun resumes from it (loaded with ``weights_only=True``); the
+    caller deletes it once the result is stored.
+    """
+    device = next(model.parameters()).device
+    idx = torch.as_tensor(train_idx, dtype=torch.long, device=ds.x_train.device)
+    x_all, y_all = ds.x_train[idx].to(device), ds.y_train[idx].to(device)
+    n = len(idx)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    torch.manual_seed(seed + 1)  # dropout and other global-RNG users
+    optimizer = make_optimizer(model, cfg)
+    for h in hooks:
+        if hasattr(h, "configure"):
+            model, optimizer = h.configure(model, optimizer, cfg)
+    history, start_epoch = [], 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = torch.load(checkpoint, weights_only=True, map_location=device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        history, start_epoch = state["history"], state["epoch"] + 1
+    bar = tqdm(range(start_epoch, cfg.epochs), desc=desc, disable=quiet(), leave=False,
+               initial=start_epoch, total=cfg.epochs)
+    for epoch in bar:
+        t0 = time.perf_counter()
+        lr = lr_at(cfg, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        perm = torch.randperm(n, generator=gen).to(device)
+        tot_loss, tot_correct = torch.zeros((), device=device), torch.zeros((), device=device)
+        for i in range(0, n, cfg.batch_size):
+            b = perm[i:i + cfg.batch_size]
+            x = normalize(x_all[b], ds.mean, ds.std)
+            if cfg.flip or cfg.crop_pad:
+                x = augment(x, cfg.flip, cfg.crop_pad, gen)
+            y = y_all[b]
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            tot_loss += loss.detach() * len(b)
+            tot_correct += (logits.detach().argmax(1) == y).sum()
+            for h in hooks:
+                if hasattr(h, "extra_loss"):
+                    loss = loss + h.extra_loss(model, x, y, logits)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            for h in hooks:
+                if hasattr(h, "after_step"):
+                    h.after_step(model)
+        record = {"epoch": epoch + 1, "lr": lr, "train_loss": tot_loss.item() / n,
+                  "train_acc": tot_correct.item() / n}
+        if eval_test:
+            record["test_loss"], record["test_acc"] = _evaluate(model, ds.x_test, ds.y_test, ds)
+        for h in hooks:
+            if hasattr(h, "after_epoch"):
+                h.after_epoch(epoch, model, record)
+        record["seconds"] = time.perf_counter() - t0
+        history.append(record)
+        bar.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_acc']:.3f}",
+                        test=f"{record.get('test_acc', float('nan')):.3f}")
+        if checkpoint is not None:
+            _save_checkpoint(Path(checkpoint), {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": gen.get_state(),
+                "torch_rng": torch.get_rng_state(), "history": history, "epoch": epoch})
+    return history
