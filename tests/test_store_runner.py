@@ -1,0 +1,63 @@
+import json
+import time
+
+import numpy as np
+import pytest
+
+from mcmia_lib import store as store_mod
+from mcmia_lib.attacks import NNAttackConfig
+from mcmia_lib.runner import ExperimentSpec, run, training_key
+from mcmia_lib.store import CorruptEntryError, Store, spec_key
+from mcmia_lib.train import TrainConfig
+
+SPEC = ExperimentSpec("digits", "mlp", TrainConfig(epochs=3, batch_size=64, lr=1e-3, optimizer="adam"),
+                      nn_attack=NNAttackConfig(epochs=2, init="default"))
+
+
+def test_key_depends_on_every_field_and_versions(monkeypatch):
+    k = spec_key(SPEC)
+    assert spec_key(SPEC.with_seed(1)) != k
+    assert spec_key(ExperimentSpec(**{**SPEC.__dict__, "width": 0.5})) != k
+    assert training_key(SPEC) == training_key(ExperimentSpec(**{**SPEC.__dict__, "nn_attack": NNAttackConfig()}))
+    monkeypatch.setitem(store_mod.VERSIONS, "attacks", 999)
+    assert spec_key(SPEC) != k
+
+
+def test_run_caches_and_second_call_is_fast(tmp_store):
+    e1 = run(SPEC, tmp_store)
+    t = time.perf_counter()
+    e2 = run(SPEC, tmp_store)
+    assert time.perf_counter() - t < 0.5
+    assert json.dumps(e1.result, sort_keys=True) == json.dumps(e2.result, sort_keys=True) and e1.key == e2.key
+    np.testing.assert_array_equal(e1.arrays["score_loss"], e2.arrays["score_loss"])
+    assert {"loss", "confidence", "entropy", "modified_entropy", "nn"} == set(e1.result["attacks"])
+    assert len(e1.result["history"]) == 3 and "loss_attack_auc" in e1.result["history"][0]
+
+
+def test_atomic_save_leaves_no_partial_entry(tmp_store, monkeypatch):
+    def boom(*a, **k):
+        raise KeyboardInterrupt  # killed midway through writing the arrays
+
+    monkeypatch.setattr(np, "savez_compressed", boom)
+    with pytest.raises(KeyboardInterrupt):
+        tmp_store.save("abc", {"x": 1}, {"m": 1.0}, {"a": np.zeros(3)})
+    assert not tmp_store.has("abc") and tmp_store.keys() == []
+    assert list(tmp_store.root.iterdir()) == []
+
+
+def test_corrupt_entry_is_reported_and_recomputed(tmp_store):
+    e = run(SPEC, tmp_store)
+    (e.path / "result.json").write_text("{not json")
+    with pytest.raises(CorruptEntryError, match=str(e.path)):
+        run(SPEC, tmp_store)
+    e2 = run(SPEC, tmp_store, recompute=True)
+    assert json.loads((e2.path / "result.json").read_text())["test_acc"] == e.result["test_acc"]
+
+
+def test_weights_reused_across_attack_specs(tmp_store):
+    run(SPEC, tmp_store)
+    other = ExperimentSpec(**{**SPEC.__dict__, "nn_attack": NNAttackConfig(epochs=1)})
+    t = time.perf_counter()
+    e = run(other, tmp_store)
+    assert e.result["provenance"]["seconds_train"] > 0  # the stored training time, not retrained
+    assert time.perf_counter() - t < 10

@@ -1,0 +1,83 @@
+import pytest
+import torch
+
+from mcmia_lib import data, models, train
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load_dataset("digits")
+
+
+def _fit(ds, cfg, seed=0, hooks=(), checkpoint=None):
+    torch.manual_seed(seed)
+    m = models.build_model("mlp", 10, ds.shape)
+    hist = train.train(m, ds, range(300), cfg, seed, hooks=hooks, checkpoint=checkpoint)
+    return m, hist
+
+
+CFG = train.TrainConfig(epochs=4, batch_size=32, lr=1e-3, optimizer="adam", flip=True, crop_pad=1)
+
+
+def test_deterministic_for_a_seed(digits):
+    a, ha = _fit(digits, CFG, seed=1)
+    b, hb = _fit(digits, CFG, seed=1)
+    c, _ = _fit(digits, CFG, seed=2)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert [h["train_loss"] for h in ha] == [h["train_loss"] for h in hb]
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
+
+
+def test_history_records_each_epoch(digits):
+    _, hist = _fit(digits, CFG)
+    assert [h["epoch"] for h in hist] == [1, 2, 3, 4]
+    assert {"train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds"} <= set(hist[0])
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"]
+
+
+def test_hooks_extra_loss_and_after_step(digits):
+    class ZeroFirstLayer:
+        calls = 0
+
+        def extra_loss(self, model, x, y, logits):
+            return 0.0 * logits.sum()
+
+        def after_step(self, model):
+            self.calls += 1
+            with torch.no_grad():
+                model[1].weight[:, :10] = 0  # a mask applied after every step
+
+    hook = ZeroFirstLayer()
+    m, _ = _fit(digits, train.TrainConfig(epochs=2, batch_size=50, lr=1e-2, optimizer="sgd"), hooks=[hook])
+    assert hook.calls == 2 * 6
+    assert torch.count_nonzero(m[1].weight[:, :10]) == 0
+
+
+def test_checkpoint_resume_equals_uninterrupted(digits, tmp_path):
+    full, _ = _fit(digits, CFG, seed=3)
+    ckpt = tmp_path / "run.ckpt"
+    short = train.TrainConfig(**{**CFG.__dict__, "epochs": 4})
+    # simulate a run killed after epoch 2: train with a hook that raises at the end of epoch 2
+    class Kill:
+        def after_epoch(self, epoch, model, record):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _fit(digits, short, seed=3, hooks=[Kill()], checkpoint=ckpt)
+    assert ckpt.exists()
+    resumed, hist = _fit(digits, short, seed=3, checkpoint=ckpt)
+    assert [h["epoch"] for h in hist] == [1, 2, 3, 4]
+    assert all(torch.allclose(p, q) for p, q in zip(full.parameters(), resumed.parameters()))
+
+
+def test_step_schedule():
+    cfg = train.TrainConfig(epochs=100, batch_size=1, lr=0.1, schedule="step")
+    assert [train.lr_at(cfg, e) for e in (0, 49, 50, 74, 75, 99)] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+
+
+def test_bad_config():
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        train.TrainConfig(epochs=1, batch_size=1, lr=0.1, optimizer="adagrad")
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        train.TrainConfig(epochs=0, batch_size=1, lr=0.1)
