@@ -90,6 +90,10 @@ def execute(name: str, profile: str, overrides=(), output: Path | None = None) -
         raise UsageError(f"{name} failed at profile {profile}: {exc.ename}: {exc.evalue} "
                          f"(executed notebook kept at {tmp})") from exc
     nb = nbformat.read(tmp, as_version=4)
+    for cell in nb.cells:  # the settings table shows the parameters; the book hides the raw cells
+        tags = cell.metadata.get("tags", [])
+        if ("parameters" in tags or "injected-parameters" in tags) and "remove-cell" not in tags:
+            cell.metadata["tags"] = tags + ["remove-cell"]
     nb.metadata["mcmia"] = {"profile": profile, "params": params, "source_hash": source_hash(name, params),
                             "seconds": round(time.perf_counter() - t0, 1)}
     nbformat.write(nb, tmp)

@@ -25,7 +25,3 @@ def build_model(name: str, num_classes: int, in_shape: tuple, width: float = 1.0
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters (weights and biases, BatchNorm affine included)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def scaled(c: int, width: float) -> int:
-    return max(1, int(round(c * width)))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from .width import scaled
+
 # (expansion t, output channels c, repeats n, first stride s); CIFAR variant: stride 1 in stage 2.
 STAGES = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
 
@@ -27,13 +29,12 @@ class InvertedResidual(nn.Module):
 
 
 def mobilenetv2(num_classes=10, in_shape=(3, 32, 32), width=1.0) -> nn.Sequential:
-    s = lambda c: max(1, int(round(c * width)))  # noqa: E731
-    cin = s(32)
+    cin = scaled(32, width)
     layers = _conv_bn(in_shape[0], cin, 3, 1)
     for t, c, n, stride in STAGES:
         for i in range(n):
-            layers.append(InvertedResidual(cin, s(c), stride if i == 0 else 1, t))
-            cin = s(c)
-    last = s(1280)
+            layers.append(InvertedResidual(cin, scaled(c, width), stride if i == 0 else 1, t))
+            cin = scaled(c, width)
+    last = scaled(1280, width)
     return nn.Sequential(*layers, *_conv_bn(cin, last, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                          nn.Linear(last, num_classes))

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-
-def _s(c, width):
-    return max(1, int(round(c * width)))
+from .width import scaled
 
 
 class BasicBlock(nn.Module):
@@ -48,8 +46,8 @@ class ResNet(nn.Module):
 
 
 def resnet20(num_classes=10, in_shape=(3, 32, 32), width=1.0) -> ResNet:
-    return ResNet([_s(c, width) for c in (16, 32, 64)], [3, 3, 3], num_classes, in_shape[0])
+    return ResNet([scaled(c, width) for c in (16, 32, 64)], [3, 3, 3], num_classes, in_shape[0])
 
 
 def resnet18(num_classes=10, in_shape=(3, 32, 32), width=1.0) -> ResNet:
-    return ResNet([_s(c, width) for c in (64, 128, 256, 512)], [2, 2, 2, 2], num_classes, in_shape[0])
+    return ResNet([scaled(c, width) for c in (64, 128, 256, 512)], [2, 2, 2, 2], num_classes, in_shape[0])

@@ -3,16 +3,14 @@ from __future__ import annotations
 
 from torch import nn
 
-
-def _s(c, width):
-    return max(1, int(round(c * width)))
+from .width import scaled
 
 
 def lenet5(num_classes=10, in_shape=(1, 28, 28), width=1.0) -> nn.Sequential:
     """LeNet-5 (LeCun et al. 1998) with ReLU and average pooling; 61,706 parameters on 28x28 MNIST
     (conv 5x5 with padding 2, so 28x28 inputs reach the classic 16x5x5 feature map)."""
     c, h, w = in_shape
-    c1, c2, f1, f2 = _s(6, width), _s(16, width), _s(120, width), _s(84, width)
+    c1, c2, f1, f2 = scaled(6, width), scaled(16, width), scaled(120, width), scaled(84, width)
     pad = 2 if h == 28 else 0
     hh, ww = (h + 2 * pad - 4) // 2, (w + 2 * pad - 4) // 2
     hh, ww = (hh - 4) // 2, (ww - 4) // 2
@@ -25,7 +23,7 @@ def lenet5(num_classes=10, in_shape=(1, 28, 28), width=1.0) -> nn.Sequential:
 def cifar_cnn(num_classes=10, in_shape=(3, 32, 32), width=1.0) -> nn.Sequential:
     """Two conv (5x5, max-pool) + two fully connected layers, the CIFAR-10 CNN family of 000's Table I."""
     c, h, w = in_shape
-    c1, c2, f1 = _s(32, width), _s(64, width), _s(512, width)
+    c1, c2, f1 = scaled(32, width), scaled(64, width), scaled(512, width)
     return nn.Sequential(
         nn.Conv2d(c, c1, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
@@ -36,6 +34,6 @@ def mlp(num_classes=10, in_shape=(1, 8, 8), width=1.0, hidden=(256, 256)) -> nn.
     """Fully connected ReLU network on flattened inputs (the quickstart's overfit target)."""
     layers, d = [nn.Flatten()], in_shape[0] * in_shape[1] * in_shape[2]
     for hdim in hidden:
-        layers += [nn.Linear(d, _s(hdim, width)), nn.ReLU()]
-        d = _s(hdim, width)
+        layers += [nn.Linear(d, scaled(hdim, width)), nn.ReLU()]
+        d = scaled(hdim, width)
     return nn.Sequential(*layers, nn.Linear(d, num_classes))

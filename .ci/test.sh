@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The README's test command (`make test`) runs this inside the project's virtual environment.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH" MCMIA_QUIET=1 MPLBACKEND=Agg
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+export MCMIA_STORE="$scratch/store" MCMIA_WEIGHTS="$scratch/weights"
+start=$(date +%s)
+python -m pytest tests -q -p no:cacheprovider
+python -m pytest --nbval-lax --nbval-current-env -q -p no:cacheprovider notebooks/
+unset MCMIA_STORE MCMIA_WEIGHTS
+mcmia book --no-execute
+echo "test command finished in $(( $(date +%s) - start )) s"
