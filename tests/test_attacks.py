@@ -17,7 +17,9 @@ def test_modified_entropy_matches_formula():
         m = -(1 - pi[yi]) * np.log(pi[yi]) - sum(pi[j] * np.log(1 - pi[j]) for j in range(7) if j != yi)
         expected.append(-m)
     np.testing.assert_allclose(attacks.score("modified_entropy", logits, y), expected, rtol=1e-10)
-    np.testing.assert_allclose(attacks.score("confidence", logits, y), p[np.arange(50), y.numpy()], rtol=1e-10)
+    py = p[np.arange(50), y.numpy()]
+    np.testing.assert_allclose(attacks.score("confidence", logits, y), np.log(py / (1 - py)), rtol=1e-8)
+    np.testing.assert_allclose(attacks.score("loss", logits, y), np.log(py), rtol=1e-10)
     np.testing.assert_allclose(attacks.score("entropy", logits, y), (p * np.log(p)).sum(1), rtol=1e-10)
 
 
@@ -88,3 +90,16 @@ def test_nn_attack_printed_init_collapses_on_weak_signal():
                                   np.r_[np.ones(100), np.zeros(100)], NNAttackConfig(epochs=3), seed=0)
     assert all(abs(h["train_loss"] - np.log(2)) < 1e-2 for h in out["metrics"]["history"])
     assert metrics.attack_accuracy(member, out["scores"] >= 0.5) == pytest.approx(0.5, abs=0.05)
+
+
+def test_scores_do_not_saturate_for_confident_predictions():
+    """Margins of 40-60 nats put p_y within 1e-17 of 1: log_softmax gives exactly 0 for all of them,
+    the scores here must still order them by margin."""
+    margins = torch.tensor([40.0, 45.0, 50.0, 55.0, 60.0])
+    logits = torch.zeros(5, 10)
+    logits[:, 3] = margins
+    y = torch.full((5,), 3)
+    for kind in attacks.SCORES:
+        s = attacks.score(kind, logits, y)
+        assert np.all(np.diff(s) > 0), (kind, s)
+    np.testing.assert_allclose(-attacks.score("loss", logits, y), 9 * np.exp(-margins.double().numpy()), rtol=1e-12)

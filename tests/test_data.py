@@ -75,3 +75,8 @@ def test_augment_flip_and_crop_are_exact():
         assert any(torch.equal(out[i], c) for c in cands)
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     assert torch.equal(data.augment(x, True, 2, g1), data.augment(x, True, 2, g2))
+
+
+def test_evaluation_nonmembers_are_a_random_subset_not_the_lowest_indices():
+    s = data.membership_split(50000, 10000, seed=0, n_target=2000)  # 1,000 of 5,000 held-out non-members
+    assert len(s.eval_out) == 1000 and s.eval_out.max() > 9000 and s.eval_out.min() < 1000

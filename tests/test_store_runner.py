@@ -15,12 +15,15 @@ SPEC = ExperimentSpec("digits", "mlp", TrainConfig(epochs=3, batch_size=64, lr=1
 
 
 def test_key_depends_on_every_field_and_versions(monkeypatch):
-    k = spec_key(SPEC)
+    k, tk = spec_key(SPEC), training_key(SPEC)
     assert spec_key(SPEC.with_seed(1)) != k
     assert spec_key(ExperimentSpec(**{**SPEC.__dict__, "width": 0.5})) != k
-    assert training_key(SPEC) == training_key(ExperimentSpec(**{**SPEC.__dict__, "nn_attack": NNAttackConfig()}))
+    assert tk == training_key(ExperimentSpec(**{**SPEC.__dict__, "nn_attack": NNAttackConfig()}))
     monkeypatch.setitem(store_mod.VERSIONS, "attacks", 999)
     assert spec_key(SPEC) != k
+    assert training_key(SPEC) == tk  # a new attack version re-runs attacks, not training
+    monkeypatch.setitem(store_mod.VERSIONS, "train", 999)
+    assert training_key(SPEC) != tk
 
 
 def test_run_caches_and_second_call_is_fast(tmp_store):

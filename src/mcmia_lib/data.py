@@ -188,8 +188,8 @@ class MembershipSplit:
 def membership_split(n_train: int, n_test: int, seed: int, n_target: int | None = None) -> MembershipSplit:
     """Split a dataset for the MCMIA protocol; ``n_target`` < ``n_train`` trains on a seeded subset.
 
-    The evaluation members are a random subset of the second half of the target's training data of the
-    same size as the evaluation non-members, so attack accuracy is measured on a balanced set.
+    The evaluation set takes equally many random members (from the second half of the target's training
+    data) and non-members (from the second half of the test set), so attack accuracy is balanced.
     """
     n_target = n_train if n_target is None else n_target
     if not 2 <= n_target <= n_train:
@@ -203,9 +203,9 @@ def membership_split(n_train: int, n_test: int, seed: int, n_target: int | None 
     attack_in, rest_in = np.sort(members[:half_in]), members[half_in:]
     outs = rng.permutation(n_test)
     half_out = n_test // 2
-    attack_out, eval_out = np.sort(outs[:half_out]), np.sort(outs[half_out:])
-    eval_in = np.sort(rest_in[: min(len(rest_in), len(eval_out))])
-    eval_out = eval_out[: len(eval_in)] if len(eval_in) < len(eval_out) else eval_out
+    n_eval = min(len(rest_in), n_test - half_out)
+    attack_out = np.sort(outs[:half_out])
+    eval_in, eval_out = np.sort(rest_in[:n_eval]), np.sort(outs[half_out:half_out + n_eval])
     return MembershipSplit(target, attack_in, attack_out, eval_in, eval_out)
 
 

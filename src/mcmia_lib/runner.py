@@ -21,7 +21,7 @@ from .attacks.nn_attack import NNAttackConfig
 from .data import load_dataset, membership_split, default_device
 from .models import build_model, count_parameters
 from .paths import REPO_ROOT, atomic_write_bytes
-from .store import Entry, Store, spec_key
+from .store import TRAINING_COMPONENTS, Entry, Store, spec_key
 from .train import TrainConfig, predict, train
 
 
@@ -75,7 +75,7 @@ class LeakageProbe:
 
 def training_key(spec: ExperimentSpec) -> str:
     """Key of the trained target alone: specs differing only in their attacks share the weights."""
-    return spec_key(replace(spec, nn_attack=None))
+    return spec_key(replace(spec, nn_attack=None), TRAINING_COMPONENTS)
 
 
 def _trained_target(spec: ExperimentSpec, ds, split, device) -> tuple[torch.nn.Module, list, float]:

@@ -21,7 +21,9 @@ import numpy as np
 from .paths import REPO_ROOT
 
 # Bump a component's version when a change alters its numbers: old entries then no longer match.
-VERSIONS = {"data": 1, "models": 1, "train": 1, "attacks": 1, "metrics": 1}
+VERSIONS = {"data": 1, "models": 1, "train": 2, "attacks": 2, "metrics": 1}
+# History: train 2 / attacks 2 = scores computed without float64 saturation (loss, confidence, entropies).
+TRAINING_COMPONENTS = ("data", "models", "train")
 
 
 class CorruptEntryError(RuntimeError):
@@ -44,9 +46,11 @@ def canonical(obj):
     return obj
 
 
-def spec_key(spec) -> str:
-    """SHA-256 (first 16 hex digits) of the canonical spec plus the component versions."""
-    blob = json.dumps({"spec": canonical(spec), "versions": VERSIONS}, sort_keys=True, separators=(",", ":"))
+def spec_key(spec, components=None) -> str:
+    """SHA-256 (first 16 hex digits) of the canonical spec plus the versions of ``components`` (all by
+    default; a trained model's key names only the components that produce it)."""
+    versions = {k: v for k, v in VERSIONS.items() if components is None or k in components}
+    blob = json.dumps({"spec": canonical(spec), "versions": versions}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

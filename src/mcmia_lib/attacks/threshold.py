@@ -1,10 +1,16 @@
 """Threshold attacks on per-example scores computed from the target's logits (higher = member).
 
-* ``loss``: −cross-entropy (Yeom et al. 2018);
-* ``confidence``: probability of the true class (Salem et al. 2019);
+* ``loss``: −cross-entropy of the true label (Yeom et al. 2018);
+* ``confidence``: probability p_y of the true label (Salem et al. 2019), scored through its logit
+  log(p_y / (1 − p_y)) as LiRA does (Carlini et al. 2022): same ranking, but confidences that round
+  to 1 in floating point stay ordered;
 * ``entropy``: −entropy of the prediction (Salem et al. 2019);
 * ``modified_entropy``: −Mentr(p, y) with Mentr = −(1 − p_y) log p_y − Σ_{i≠y} p_i log(1 − p_i)
   (Song & Mittal 2021, Eq. 7).
+
+A well-fitted model predicts its members with p_y within 1e-16 of 1, where ``log_softmax`` returns
+exactly 0 and every such example would tie. All scores are therefore computed in float64 from
+L = log Σ_{j≠y} exp(z_j − z_y): log p_y = −softplus(L), 1 − p_y = −expm1(log p_y), logit(p_y) = −L.
 """
 from __future__ import annotations
 
@@ -15,27 +21,29 @@ import torch.nn.functional as F
 from .. import metrics
 
 SCORES = ("loss", "confidence", "entropy", "modified_entropy")
-_TINY = 1e-30
 
 
 def score(kind: str, logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
-    """Membership score of each example (float64 numpy array), computed in float64 for stable tails."""
+    """Membership score of each example (float64 numpy array)."""
     if kind not in SCORES:
         raise ValueError(f"unknown score {kind!r}; choose one of {', '.join(SCORES)}")
-    logits, labels = logits.double(), labels.long()
-    logp = F.log_softmax(logits, 1)
-    p = logp.exp()
+    z, y = logits.double(), labels.long()[:, None]
+    rel = (z - z.gather(1, y)).scatter(1, y, float("-inf"))
+    big_l = torch.logsumexp(rel, 1)  # log of (1 - p_y) / p_y
+    logpy = -F.softplus(big_l)
     if kind == "loss":
-        s = logp.gather(1, labels[:, None])[:, 0]
+        s = logpy
     elif kind == "confidence":
-        s = p.gather(1, labels[:, None])[:, 0]
-    elif kind == "entropy":
-        s = (p * logp).sum(1)
+        s = -big_l
     else:
-        py, logpy = p.gather(1, labels[:, None])[:, 0], logp.gather(1, labels[:, None])[:, 0]
-        p_log1m = p * torch.log1p(-p).clamp(min=np.log(_TINY))  # p_i log(1 - p_i), finite at p_i = 1
-        others = p_log1m.sum(1) - p_log1m.gather(1, labels[:, None])[:, 0]
-        s = (1 - py) * logpy + others  # = -Mentr
+        logp = F.log_softmax(z, 1).scatter(1, y, logpy[:, None])
+        p = logp.exp()
+        if kind == "entropy":
+            s = (p * logp).sum(1)
+        else:
+            p_log1m = p * torch.log1p(-p.clamp(max=1 - 1e-16))  # p_i log(1 - p_i); the y term is removed below
+            others = p_log1m.sum(1) - p_log1m.gather(1, y)[:, 0]
+            s = -torch.expm1(logpy) * logpy + others  # = −Mentr
     return s.cpu().numpy()
 
 

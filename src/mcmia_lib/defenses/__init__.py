@@ -1,0 +1,1 @@
+"""Defenses as training hooks (pruning; later Min-Max, DP-SGD, regularization, butterfly)."""

@@ -1,0 +1,67 @@
+"""Min-Max adversarial regularization (Nasr et al., CCS 2018) as used by 000/001 (Eq. 3 without the
+cardinality constraint), as one training hook.
+
+Before each classifier step the inference model h (the NN attack's architecture) takes ``attack_steps``
+Adam steps maximising the gain G (Eq. 1) on a batch of members against a batch of the *reference set*
+(non-members from the attacker-side half of the test set, never the evaluation half). The classifier's
+loss then gets λ · (mean h(f(x), y) − 0.5) on its own batch: the member term of G, centred as in Nasr
+et al.'s reference code, so the classifier is pushed to make its members look like non-members.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..attacks.nn_attack import NasrAttackNet, attack_features
+from ..data import Dataset, normalize
+
+
+class MinMaxHook:
+    def __init__(self, ds: Dataset, member_idx, reference_idx, lam: float, attack_steps: int = 1,
+                 attack_lr: float = 1e-5, batch_size: int = 64, seed: int = 0, init_std: float | None = None):
+        if lam < 0 or attack_steps < 1:
+            raise ValueError(f"need lam >= 0 and attack_steps >= 1, got lam={lam}, attack_steps={attack_steps}")
+        self.ds, self.lam, self.k, self.bs = ds, lam, attack_steps, batch_size
+        self.members = torch.as_tensor(member_idx, dtype=torch.long)
+        self.reference = torch.as_tensor(reference_idx, dtype=torch.long)
+        self.gen = torch.Generator().manual_seed(seed)
+        self.h = NasrAttackNet(ds.num_classes, init_std)
+        self.opt = torch.optim.Adam(self.h.parameters(), lr=attack_lr)
+        self.gains: list[float] = []
+
+    def _batch(self, x_all, y_all, pool, device):
+        i = pool[torch.randint(len(pool), (self.bs,), generator=self.gen)]
+        return normalize(x_all[i].to(device), self.ds.mean, self.ds.std), y_all[i].to(device)
+
+    def _attack_step(self, model):
+        device = next(model.parameters()).device
+        xm, ym = self._batch(self.ds.x_train, self.ds.y_train, self.members, device)
+        xr, yr = self._batch(self.ds.x_test, self.ds.y_test, self.reference, device)
+        model.eval()
+        with torch.no_grad():
+            lm, lr = model(xm), model(xr)
+        model.train()
+        self.h.to(device)
+        out = self.h(*attack_features(torch.cat([lm, lr]), torch.cat([ym, yr])))
+        target = torch.cat([torch.ones(self.bs), torch.zeros(self.bs)]).to(device)
+        loss = nn.functional.binary_cross_entropy_with_logits(out, target)  # = -G / 2 (Eq. 1, batch estimate)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.gains.append(-2 * loss.item())
+
+    def extra_loss(self, model, x, y, logits):
+        for _ in range(self.k):
+            self._attack_step(model)
+        for p in self.h.parameters():
+            p.requires_grad_(False)
+        member_score = torch.sigmoid(self.h(*attack_features(logits, y))).mean()
+        for p in self.h.parameters():
+            p.requires_grad_(True)
+        return self.lam * (member_score - 0.5)
+
+    def after_epoch(self, epoch, model, record):
+        """Mean batch estimate of the gain G (Eq. 1) over the epoch's attack steps; −log 4 ≈ −1.386 is an
+        inference model at chance (at its optimum G = −log 4 + 2·JS(P_D, P_D'), 001 Eq. 11)."""
+        record["minmax_gain"] = sum(self.gains) / max(len(self.gains), 1)
+        self.gains.clear()
