@@ -1,7 +1,8 @@
+import pytest
 import torch
 
 from mcmia_lib import data, models, train
-from mcmia_lib.defenses.minmax import MinMaxHook
+from mcmia_lib.defenses.minmax import MinMax, MinMaxHook
 
 
 def _fit(ds, hooks):
@@ -15,7 +16,7 @@ def _fit(ds, hooks):
 def test_lambda_zero_leaves_the_classifier_unchanged_and_trains_the_adversary():
     ds = data.load_dataset("digits")
     plain, _ = _fit(ds, [])
-    hook = MinMaxHook(ds, range(200), range(100), lam=0.0, attack_steps=2, attack_lr=1e-3)
+    hook = MinMaxHook(ds, range(200), range(100), MinMax(lam=0.0, attack_steps=2, attack_lr=1e-3))
     h0 = [p.clone() for p in hook.h.parameters()]
     game, hist = _fit(ds, [hook])
     assert all(torch.equal(p, q) for p, q in zip(plain.parameters(), game.parameters()))
@@ -26,7 +27,12 @@ def test_lambda_zero_leaves_the_classifier_unchanged_and_trains_the_adversary():
 def test_positive_lambda_changes_the_classifier_but_not_the_adversary_through_its_loss():
     ds = data.load_dataset("digits")
     plain, _ = _fit(ds, [])
-    hook = MinMaxHook(ds, range(200), range(100), lam=3.0)
+    hook = MinMaxHook(ds, range(200), range(100), MinMax(lam=3.0))
     game, _ = _fit(ds, [hook])
     assert any(not torch.equal(p, q) for p, q in zip(plain.parameters(), game.parameters()))
     assert all(p.requires_grad for p in hook.h.parameters())
+
+
+def test_bad_minmax_settings():
+    with pytest.raises(ValueError, match="lam >= 0"):
+        MinMax(lam=-1.0)

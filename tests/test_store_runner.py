@@ -64,3 +64,22 @@ def test_weights_reused_across_attack_specs(tmp_store):
     e = run(other, tmp_store)
     assert e.result["provenance"]["seconds_train"] > 0  # the stored training time, not retrained
     assert time.perf_counter() - t < 10
+
+
+def test_pruned_and_minmax_targets_through_the_runner(tmp_store):
+    from mcmia_lib.defenses.minmax import MinMax
+    from mcmia_lib.defenses.pruning import ADMMPruning
+    pruning = ADMMPruning(rates=(0.5, 0.9, 0.8), admm_epochs=2, retrain_epochs=2, rho=0.1)
+    pruned = run(ExperimentSpec(**{**SPEC.__dict__, "pruning": pruning}), tmp_store)
+    both = run(ExperimentSpec(**{**SPEC.__dict__, "pruning": pruning, "minmax": MinMax(lam=1.0)}), tmp_store)
+    for e in (pruned, both):
+        rows = e.result["sparsity"]
+        assert [r["nonzero"] for r in rows] == [r["weights"] - round(rate * r["weights"])
+                                               for r, rate in zip(rows, pruning.rates)]
+        assert [h["phase"] for h in e.result["history"]] == ["train"] * 3 + ["admm"] * 2 + ["retrain"] * 2
+    assert "minmax_gain" in both.result["history"][-1] and "minmax_gain" not in pruned.result["history"][-1]
+    # the pretraining phase is the undefended target, shared with the baseline
+    base = run(SPEC, tmp_store)
+    assert base.result["history"] == pruned.result["history"][:3]
+    game = run(ExperimentSpec(**{**SPEC.__dict__, "minmax": MinMax(lam=1.0)}), tmp_store)
+    assert all("minmax_gain" in h for h in game.result["history"])

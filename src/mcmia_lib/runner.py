@@ -19,6 +19,8 @@ import torch
 from . import attacks, metrics
 from .attacks.nn_attack import NNAttackConfig
 from .data import load_dataset, membership_split, default_device
+from .defenses.minmax import MinMax, MinMaxHook
+from .defenses.pruning import ADMMPruning, ADMMHook, MaskHook, hard_prune, sparsity_report
 from .models import build_model, count_parameters
 from .paths import REPO_ROOT, atomic_write_bytes
 from .store import TRAINING_COMPONENTS, Entry, Store, spec_key
@@ -28,7 +30,9 @@ from .train import TrainConfig, predict, train
 @dataclass(frozen=True)
 class ExperimentSpec:
     """Everything that determines a result. ``n_target=None`` trains on the whole training set;
-    ``nn_attack=None`` skips the NN attack (threshold attacks always run)."""
+    ``nn_attack=None`` skips the NN attack (threshold attacks always run). Defenses: ``pruning`` (ADMM,
+    starting from the undefended target), ``minmax`` (adversarial regularization; with ``pruning`` it is
+    applied during the masked retraining: 000's "Pruning & Min-Max")."""
 
     dataset: str
     model: str
@@ -37,6 +41,8 @@ class ExperimentSpec:
     width: float = 1.0
     n_target: int | None = None
     nn_attack: NNAttackConfig | None = field(default_factory=NNAttackConfig)
+    pruning: ADMMPruning | None = None
+    minmax: MinMax | None = None
 
     def with_seed(self, seed: int) -> "ExperimentSpec":
         return replace(self, seed=seed)
@@ -78,27 +84,58 @@ def training_key(spec: ExperimentSpec) -> str:
     return spec_key(replace(spec, nn_attack=None), TRAINING_COMPONENTS)
 
 
-def _trained_target(spec: ExperimentSpec, ds, split, device) -> tuple[torch.nn.Module, list, float]:
-    """Train the target (resuming from its checkpoint) or load its cached weights; return (model,
-    per-epoch history, training seconds)."""
-    torch.manual_seed(spec.seed)
-    model = build_model(spec.model, ds.num_classes, ds.shape, spec.width).to(device)
-    path = weights_path(training_key(spec))
+def _cached_phase(key: str, model, device, fit, phase: str) -> tuple[list, float]:
+    """Run ``fit(checkpoint_path) -> history`` once and cache the weights under ``key``; later calls load
+    them. Each history record is tagged with ``phase``."""
+    path = weights_path(key)
     if path.exists():
         state = torch.load(path, weights_only=True, map_location=device)
         model.load_state_dict(state["model"])
-        return model, state["history"], state["seconds"]
+        return [{**h, "phase": phase} for h in state["history"]], state["seconds"]
     t0 = time.perf_counter()
     ckpt = path.with_suffix(".ckpt")
-    history = train(model, ds, split.target_train, spec.train, spec.seed, hooks=[LeakageProbe(ds, split, device)],
-                    checkpoint=ckpt,
-                    desc=f"{spec.model}/{spec.dataset} seed {spec.seed}")
+    history = [{**h, "phase": phase} for h in fit(ckpt)]
     seconds = time.perf_counter() - t0
     buf = io.BytesIO()
     torch.save({"model": model.state_dict(), "history": history, "seconds": seconds}, buf)
     atomic_write_bytes(path, buf.getvalue())
     ckpt.unlink(missing_ok=True)
-    return model, history, seconds
+    return history, seconds
+
+
+def _trained_target(spec: ExperimentSpec, ds, split, device) -> tuple[torch.nn.Module, list, float]:
+    """Train the target with its defenses (each phase resumable and cached) or load it; return (model,
+    per-epoch history over all phases, training seconds)."""
+    torch.manual_seed(spec.seed)
+    model = build_model(spec.model, ds.num_classes, ds.shape, spec.width).to(device)
+    probe = LeakageProbe(ds, split, device)
+    desc = f"{spec.model}/{spec.dataset} seed {spec.seed}"
+
+    def minmax_hooks(seed):
+        return [] if spec.minmax is None else [MinMaxHook(ds, split.target_train, split.attack_out, spec.minmax,
+                                                          spec.train.batch_size, seed)]
+
+    def fit(cfg, seed, hooks, name):
+        return lambda ckpt: train(model, ds, split.target_train, cfg, seed, hooks=hooks + [probe], checkpoint=ckpt,
+                                  desc=f"{desc} {name}")
+
+    if spec.pruning is None:
+        hist, sec = _cached_phase(training_key(spec), model, device,
+                                  fit(spec.train, spec.seed, minmax_hooks(spec.seed), "train"), "train")
+        return model, hist, sec
+    p = spec.pruning
+    base = replace(spec, pruning=None, minmax=None)
+    h0, s0 = _cached_phase(training_key(base), model, device, fit(spec.train, spec.seed, [], "train"), "train")
+    admm_cfg = replace(spec.train, epochs=p.admm_epochs, lr=p.lr or spec.train.lr)
+    h1, s1 = _cached_phase(training_key(replace(spec, minmax=None)) + "-admm", model, device,
+                           fit(admm_cfg, spec.seed + 1, [ADMMHook(model, p.rates, p.rho, p.rho_growth)], "admm"),
+                           "admm")
+    masks = hard_prune(model, p.rates)
+    retrain_cfg = replace(spec.train, epochs=p.retrain_epochs, lr=p.lr or spec.train.lr)
+    h2, s2 = _cached_phase(training_key(spec), model, device,
+                           fit(retrain_cfg, spec.seed + 2, [MaskHook(masks)] + minmax_hooks(spec.seed + 2), "retrain"),
+                           "retrain")
+    return model, h0 + h1 + h2, s0 + s1 + s2
 
 
 def _compute(spec: ExperimentSpec) -> tuple[dict, dict]:
@@ -132,7 +169,7 @@ def _compute(spec: ExperimentSpec) -> tuple[dict, dict]:
         "train_acc": metrics.accuracy(train_y.numpy(), train_logits.numpy()),
         "test_acc": metrics.accuracy(ds.y_test.numpy(), test_logits.numpy()),
         "train_loss": ce(train_logits, train_y).item(), "test_loss": ce(test_logits, ds.y_test).item(),
-        "history": history, "attacks": {}}
+        "history": history, "attacks": {}, "sparsity": sparsity_report(model)}
     arrays = {"eval_member": eval_member.astype(np.int8), "eval_label": ev_y.numpy().astype(np.int16),
               "eval_prob_true": torch.softmax(ev_logits.double(), 1).gather(1, ev_y[:, None])[:, 0].numpy()
               .astype(np.float32)}

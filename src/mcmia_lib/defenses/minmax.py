@@ -9,6 +9,8 @@ et al.'s reference code, so the classifier is pushed to make its members look li
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -16,17 +18,28 @@ from ..attacks.nn_attack import NasrAttackNet, attack_features
 from ..data import Dataset, normalize
 
 
+@dataclass(frozen=True)
+class MinMax:
+    """Min-Max settings: λ (``lam``), inference-model steps per classifier step, and the inference
+    model's Adam learning rate (001, App. D: 1e-5)."""
+
+    lam: float
+    attack_steps: int = 1
+    attack_lr: float = 1e-5
+
+    def __post_init__(self):
+        if self.lam < 0 or self.attack_steps < 1 or not self.attack_lr > 0:
+            raise ValueError(f"need lam >= 0, attack_steps >= 1, attack_lr > 0; got {self}")
+
+
 class MinMaxHook:
-    def __init__(self, ds: Dataset, member_idx, reference_idx, lam: float, attack_steps: int = 1,
-                 attack_lr: float = 1e-5, batch_size: int = 64, seed: int = 0, init_std: float | None = None):
-        if lam < 0 or attack_steps < 1:
-            raise ValueError(f"need lam >= 0 and attack_steps >= 1, got lam={lam}, attack_steps={attack_steps}")
-        self.ds, self.lam, self.k, self.bs = ds, lam, attack_steps, batch_size
+    def __init__(self, ds: Dataset, member_idx, reference_idx, cfg: MinMax, batch_size: int = 64, seed: int = 0):
+        self.ds, self.lam, self.k, self.bs = ds, cfg.lam, cfg.attack_steps, batch_size
         self.members = torch.as_tensor(member_idx, dtype=torch.long)
         self.reference = torch.as_tensor(reference_idx, dtype=torch.long)
         self.gen = torch.Generator().manual_seed(seed)
-        self.h = NasrAttackNet(ds.num_classes, init_std)
-        self.opt = torch.optim.Adam(self.h.parameters(), lr=attack_lr)
+        self.h = NasrAttackNet(ds.num_classes, init_std=None)  # PyTorch's init: N(0, 0.01) collapses (MNIST chapter)
+        self.opt = torch.optim.Adam(self.h.parameters(), lr=cfg.attack_lr)
         self.gains: list[float] = []
 
     def _batch(self, x_all, y_all, pool, device):

@@ -7,6 +7,8 @@ order (biases and BatchNorm parameters are not pruned), e.g. LeNet-5's five laye
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -99,3 +101,25 @@ def sparsity_report(model: nn.Module) -> list[dict]:
     """Per layer: weights, nonzero weights, and the fraction pruned (from the weights themselves)."""
     return [{"layer": name, "weights": w.numel(), "nonzero": int(torch.count_nonzero(w)),
              "pruned": 1 - int(torch.count_nonzero(w)) / w.numel()} for name, w in prunable(model)]
+
+
+@dataclass(frozen=True)
+class ADMMPruning:
+    """MCMIA pruning of 001 (App. B, C, E): the undefended target is the pretrained model; then
+    ``admm_epochs`` with the ADMM hook (ρ growing by ``rho_growth`` per epoch), hard pruning to
+    ``rates`` (one per prunable layer), and ``retrain_epochs`` of masked retraining. ``lr`` None keeps
+    the target's learning rate."""
+
+    rates: tuple
+    admm_epochs: int
+    retrain_epochs: int
+    rho: float = 1e-3
+    rho_growth: float = 1.0
+    lr: float | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "rates", tuple(float(r) for r in self.rates))
+        if self.admm_epochs < 1 or self.retrain_epochs < 1:
+            raise ValueError("admm_epochs and retrain_epochs must be >= 1")
+        if self.rho < 0 or self.rho_growth <= 0:
+            raise ValueError(f"need rho >= 0 and rho_growth > 0, got {self.rho}, {self.rho_growth}")
