@@ -1,4 +1,4 @@
-"""``mcmia``: execute chapters at a profile (papermill), build the book (Jupyter Book 1), inspect the store."""
+"""mcmia: execute chapters at a profile (papermill), build the book (Jupyter Book 1), inspect the results store."""
 from __future__ import annotations
 
 import argparse
@@ -151,8 +151,10 @@ def list_store(store: Store) -> None:
             continue
         s, r = e.spec, e.result
         nn = r.get("attacks", {}).get("nn", {})
+        defense = "+".join(d for d in ("pruning", "minmax") if d in s) or "none"
         rows.append({"key": key, "dataset": s.get("dataset"), "model": s.get("model"), "seed": s.get("seed"),
-                     "epochs": s.get("train", {}).get("epochs"), "test_acc": round(r.get("test_acc", float("nan")), 4),
+                     "epochs": s.get("train", {}).get("epochs"), "defense": defense,
+                     "nn_init": s.get("nn_attack", {}).get("init", "-"), "test_acc": round(r.get("test_acc", float("nan")), 4),
                      "nn_acc": round(nn.get("accuracy", float("nan")), 4),
                      "finished": r.get("provenance", {}).get("finished")})
     if not rows:
