@@ -79,12 +79,14 @@ def roc_loglog(entry, attacks=None, title: str = ""):
     return fig
 
 
-def score_histograms(entry, attack: str = "loss", title: str = ""):
-    """Distribution of one attack score for members vs non-members of the evaluation set."""
-    df = pd.DataFrame({"score": entry.arrays[f"score_{attack}"],
+def loss_histograms(entry, title: str = ""):
+    """Cross-entropy of members vs non-members of the evaluation set on a log axis (where they differ)."""
+    ce = np.maximum(-entry.arrays["score_loss"], 1e-300)
+    df = pd.DataFrame({"log10 cross-entropy": np.log10(ce),
                        "set": np.where(entry.arrays["eval_member"] == 1, "member", "non-member")})
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    sns.histplot(df, x="score", hue="set", bins=60, stat="density", common_norm=False, element="step", ax=ax)
-    ax.set(xlabel=f"{ATTACK_NAMES.get(attack, attack)} score", title=title)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    sns.histplot(df, x="log10 cross-entropy", hue="set", bins=60, stat="density", common_norm=False,
+                 element="step", ax=ax)
+    ax.set(title=title)
     fig.tight_layout()
     return fig
