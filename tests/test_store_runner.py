@@ -83,3 +83,10 @@ def test_pruned_and_minmax_targets_through_the_runner(tmp_store):
     assert base.result["history"] == pruned.result["history"][:3]
     game = run(ExperimentSpec(**{**SPEC.__dict__, "minmax": MinMax(lam=1.0)}), tmp_store)
     assert all("minmax_gain" in h for h in game.result["history"])
+
+
+def test_a_fresh_result_equals_its_cache_hit_to_the_letter(tmp_store):
+    fresh = run(SPEC, tmp_store)
+    hit = run(SPEC, tmp_store)
+    assert json.dumps(fresh.result) == json.dumps(hit.result)  # same key order too
+    assert all(fresh.arrays[k].dtype == hit.arrays[k].dtype for k in hit.arrays)

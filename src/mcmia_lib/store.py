@@ -108,7 +108,7 @@ class Store:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return Entry(key, canonical(spec), result, arrays, final)
+        return self.load(key)  # what a later cache hit returns, to the letter (key order, array dtypes)
 
     def delete(self, key: str) -> None:
         shutil.rmtree(self.path(key), ignore_errors=True)
