@@ -76,3 +76,26 @@ def test_bad_input_errors():
         metrics.roc_auc(np.r_[0, 1], np.r_[0.0, np.nan])
     with pytest.raises(ValueError, match="fpr must be"):
         metrics.tpr_at_fpr(np.r_[0, 1], np.r_[0, 1], 1.5)
+
+
+def test_js_divergence_matches_scipy_on_the_same_bins():
+    from scipy.spatial.distance import jensenshannon
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0, 1, 4000), rng.normal(0.7, 1.3, 3000)
+    edges = np.unique(np.quantile(np.r_[a, b], np.linspace(0, 1, 31)))
+    p, q = np.histogram(a, edges)[0] / a.size, np.histogram(b, edges)[0] / b.size
+    assert metrics.js_divergence(a, b, bins=30) == pytest.approx(jensenshannon(p, q) ** 2, rel=1e-9)
+    assert metrics.js_divergence(a, a) == pytest.approx(0.0, abs=1e-12)
+    assert metrics.js_divergence(np.zeros(5), np.ones(5)) == pytest.approx(np.log(2))
+
+
+def test_gain_of_chance_and_perfect_inference_models():
+    member = np.r_[np.ones(500), np.zeros(500)]
+    assert metrics.inference_gain(member, np.full(1000, 0.5)) == pytest.approx(-np.log(4))
+    assert metrics.js_lower_bound(metrics.inference_gain(member, np.full(1000, 0.5))) == pytest.approx(0.0)
+    assert metrics.js_lower_bound(metrics.inference_gain(member, member)) == pytest.approx(np.log(2), abs=1e-9)
+    # a better-than-chance h has a larger gain than chance
+    h = np.r_[np.full(500, 0.6), np.full(500, 0.4)]
+    assert metrics.inference_gain(member, h) > -np.log(4)
+    with pytest.raises(ValueError, match="probability"):
+        metrics.inference_gain(member, np.r_[np.full(500, 2.0), np.zeros(500)])

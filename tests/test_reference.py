@@ -27,3 +27,28 @@ def test_papers_disagreements_are_recorded_with_both_values():
 def test_ambiguous_lookup_is_an_error():
     with pytest.raises(KeyError, match="3 reference records"):
         report.reference("MNIST-LeNet-5", "MCMIA-Pruning attack accuracy")
+
+
+def test_compute_seconds_counts_shared_training_once():
+    from mcmia_lib.store import Entry
+    base = {"dataset": "mnist", "model": "lenet5", "seed": 0, "train": {"epochs": 2}}
+    train = [{"epoch": 1, "seconds": 10.0, "phase": "train"}, {"epoch": 2, "seconds": 10.0, "phase": "train"}]
+    prov = {"seconds_attacks": 1.0}
+    baseline = Entry("a", {**base, "nn_attack": {"init": "default"}}, {"history": train, "provenance": prov})
+    other_attack = Entry("b", {**base, "nn_attack": {"init": "normal"}}, {"history": train, "provenance": prov})
+    admm = [{"epoch": 1, "seconds": 3.0, "phase": "admm"}]
+    pruned = Entry("c", {**base, "pruning": {"rates": [0.5]}},
+                   {"history": train + admm + [{"epoch": 1, "seconds": 5.0, "phase": "retrain"}], "provenance": prov})
+    pmm = Entry("d", {**base, "pruning": {"rates": [0.5]}, "minmax": {"lam": 1.0}},
+                {"history": train + admm + [{"epoch": 1, "seconds": 7.0, "phase": "retrain"}], "provenance": prov})
+    assert report.compute_seconds([baseline, other_attack]) == 20 + 2
+    assert report.compute_seconds([baseline, pruned, pmm]) == 20 + 3 + 5 + 7 + 3
+    assert report.compute_seconds([pruned]) == 20 + 3 + 5 + 1
+
+
+def test_defense_verdicts():
+    assert report.defense_verdict([0.499, 0.501, 0.5], [0.5, 0.5, 0.5], 67.0, 53.4)[0] == "not testable here"
+    assert report.defense_verdict([0.66, 0.67, 0.68], [0.54, 0.53, 0.55], 67.0, 53.4)[0] == "reproduced"
+    assert report.defense_verdict([0.66, 0.67, 0.68], [0.63, 0.64, 0.645], 67.0, 53.4)[0] == "partly"
+    verdict, reason = report.defense_verdict([0.66, 0.60, 0.68], [0.66, 0.61, 0.67], 67.0, 53.4)
+    assert verdict == "not reproduced" and "paper 67.00% → 53.40%" in reason

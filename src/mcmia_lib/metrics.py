@@ -103,6 +103,40 @@ def attack_report(is_member, score, fprs=(0.01, 0.001)) -> dict:
     return out
 
 
+def inference_gain(is_member, prob) -> float:
+    """Gain G of an inference model h on a balanced set (001 Eq. 1/8): mean log h over members plus
+    mean log(1 − h) over non-members, in nats; ``prob`` is h's output in [0, 1] (clipped at 1e-12)."""
+    y, p = _check(is_member, prob)
+    if p.min() < 0 or p.max() > 1:
+        raise ValueError("prob must be the inference model's probability in [0, 1], not a logit or score")
+    p = np.clip(p, 1e-12, 1 - 1e-12)
+    return float(np.log(p[y]).mean() + np.log1p(-p[~y]).mean())
+
+
+def js_lower_bound(gain: float) -> float:
+    """JS(P_D ‖ P_D') >= (G + log 4) / 2 in nats, with equality for the optimal inference model (001 Eq. 10)."""
+    return (gain + np.log(4.0)) / 2.0
+
+
+def js_divergence(a, b, bins: int = 50) -> float:
+    """Jensen–Shannon divergence (nats, in [0, log 2]) between the histograms of two 1-D samples over
+    ``bins`` shared quantile bins of the pooled sample (ties fall in one bin)."""
+    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    if a.size == 0 or b.size == 0 or not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError("js_divergence needs two non-empty samples of finite values")
+    edges = np.unique(np.quantile(np.r_[a, b], np.linspace(0, 1, bins + 1)))
+    if edges.size < 2:
+        return 0.0
+    p = np.histogram(np.clip(a, edges[0], edges[-1]), edges)[0] / a.size
+    q = np.histogram(np.clip(b, edges[0], edges[-1]), edges)[0] / b.size
+    m = (p + q) / 2
+
+    def kl(u):
+        nz = u > 0
+        return float(np.sum(u[nz] * np.log(u[nz] / m[nz])))
+    return (kl(p) + kl(q)) / 2
+
+
 def mean_std(values) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof=1; 0 for one value) over seeds."""
     v = np.asarray(values, dtype=float)

@@ -90,3 +90,90 @@ def loss_histograms(entry, title: str = ""):
     ax.set(title=title)
     fig.tight_layout()
     return fig
+
+
+def weight_distributions(models: dict, title: str = ""):
+    """Histograms of the conv/linear weights of each model (000 Figure 3); zeros (pruned weights) are
+    counted in the legend rather than drawn, so the surviving weights stay visible."""
+    from .defenses.pruning import prunable
+    fig, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models), 3.2), sharex=True)
+    for ax, (label, model) in zip(np.atleast_1d(axes), models.items()):
+        w = np.concatenate([p.detach().cpu().numpy().ravel() for _, p in prunable(model)])
+        nz = w[w != 0]
+        sns.histplot(nz, bins=120, ax=ax, stat="count", element="step", color="C0")
+        ax.set(yscale="log", xlabel="weight value", title=f"{label}\n{nz.size:,} non-zero, {w.size - nz.size:,} zero")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def probability_histograms(entries_by_label: dict, title: str = ""):
+    """Predicted probability of the true class for members (training data) and non-members (test data) of
+    the evaluation set, one column per method (000 Figure 4), pooled over seeds."""
+    rows = [pd.DataFrame({"p(true class)": e.arrays["eval_prob_true"], "method": label,
+                          "data": np.where(e.arrays["eval_member"] == 1, "members (training)", "non-members (test)")})
+            for label, entries in entries_by_label.items() for e in entries]
+    g = sns.displot(pd.concat(rows), x="p(true class)", col="method", row="data", bins=40, stat="probability",
+                    height=2.4, aspect=1.2, facet_kws={"sharey": False, "margin_titles": True}, color="C0")
+    g.set(yscale="log")
+    g.set_titles(col_template="{col_name}", row_template="{row_name}")
+    g.figure.suptitle(title, y=1.03)
+    return g.figure
+
+
+def gap_vs_attack(entries_by_label: dict, title: str = ""):
+    """Per class: training − test accuracy gap on the evaluation set against the NN attack's accuracy on
+    that class (000 Figure 5), one point per class and seed."""
+    rows = []
+    for label, entries in entries_by_label.items():
+        for e in entries:
+            a = e.arrays
+            if "eval_pred" not in a:
+                raise KeyError(f"entry {e.key} has no per-example predictions (eval_pred); re-run it with this version")
+            member, correct = a["eval_member"] == 1, a["eval_pred"] == a["eval_label"]
+            decided = a["score_nn"] >= 0.5
+            for c in np.unique(a["eval_label"]):
+                k = a["eval_label"] == c
+                rows.append({"method": label, "class": int(c),
+                             "train-test accuracy gap (%)": 100 * (correct[k & member].mean() - correct[k & ~member].mean()),
+                             "NN attack accuracy (%)": 100 * np.mean(decided[k] == member[k])})
+    df = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(6.2, 4.2))
+    sns.scatterplot(df, x="train-test accuracy gap (%)", y="NN attack accuracy (%)", hue="method", style="method",
+                    s=50, ax=ax)
+    ax.axhline(50, ls=":", c="grey")
+    ax.set(title=title)
+    fig.tight_layout()
+    return fig
+
+
+def loss_and_attack_curves(entries_by_label: dict, title: str = ""):
+    """000 Figure 2: upper row, the classification loss per training epoch (phases of a pruned model run on
+    one after another; dotted lines mark where ADMM and retraining start); lower row, the NN attack's
+    evaluation accuracy per attack-training epoch. One column per method, mean ± sd over seeds."""
+    n = len(entries_by_label)
+    fig, axes = plt.subplots(2, n, figsize=(3.7 * n, 6.0), squeeze=False)
+    for j, (label, entries) in enumerate(entries_by_label.items()):
+        rows = []
+        for e in entries:
+            starts = {}
+            for i, h in enumerate(e.result["history"]):
+                starts.setdefault(h.get("phase", "train"), i + 1)
+                rows += [{"epoch": i + 1, "seed": e.spec["seed"], "loss": h[k], "set": k[:-5]}
+                         for k in ("train_loss", "test_loss") if k in h]
+        ax = axes[0, j]
+        sns.lineplot(pd.DataFrame(rows), x="epoch", y="loss", hue="set", errorbar="sd", ax=ax, legend=j == 0)
+        for phase, start in starts.items():
+            if start > 1:
+                ax.axvline(start - 0.5, ls=":", c="grey")
+                ax.text(start, 1, phase, fontsize=8, color="grey",
+                        transform=ax.get_xaxis_transform(), va="top")
+        ax.set(yscale="log", title=label, xlabel="training epoch", ylabel="classification loss" if j == 0 else "")
+        att = pd.DataFrame([{**h, "seed": e.spec["seed"]} for e in entries for h in e.result["attacks"]["nn"]["history"]])
+        ax = axes[1, j]
+        sns.lineplot(att, x="epoch", y="eval_accuracy", errorbar="sd", ax=ax, color="C3")
+        ax.axhline(0.5, ls=":", c="grey")
+        ax.set(xlabel="attack epoch", ylabel="NN attack accuracy" if j == 0 else "")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from . import metrics
 from .metrics import mean_std
 from .paths import REPO_ROOT
 
@@ -70,12 +71,25 @@ def attack_table(entries, attacks=None) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("attack")
 
 
+def _phase_identity(spec: dict, phase: str) -> str:
+    """What a training phase depends on: pretraining of a pruned model is the undefended target's
+    training, and its ADMM phase is shared with the Pruning & Min-Max variant."""
+    drop = {"nn_attack"} | ({"pruning", "minmax"} if phase == "train" and spec.get("pruning") else set()) \
+        | ({"minmax"} if phase == "admm" else set())
+    return json.dumps([phase, {k: v for k, v in spec.items() if k not in drop}], sort_keys=True)
+
+
 def compute_seconds(entries) -> float:
-    """Training plus attack time recorded in the stored results (not this notebook's wall time); a target
-    shared by entries that differ only in their NN attack is counted once."""
-    trainings = {json.dumps({k: v for k, v in e.spec.items() if k != "nn_attack"}, sort_keys=True):
-                 e.result["provenance"]["seconds_train"] for e in entries}
-    return float(sum(trainings.values()) + sum(e.result["provenance"]["seconds_attacks"] for e in entries))
+    """Training plus attack time recorded in the stored results (not this notebook's wall time). Training
+    time is the sum of epoch times per phase, and a phase shared by several entries (the same target
+    attacked twice, a pruned model's pretraining = the baseline) is counted once."""
+    phases = {}
+    for e in entries:
+        for h in e.result["history"]:
+            ident = _phase_identity(e.spec, h.get("phase", "train"))
+            phases.setdefault(ident, {})[h["epoch"]] = h["seconds"]
+    return float(sum(sum(p.values()) for p in phases.values())
+                 + sum(e.result["provenance"]["seconds_attacks"] for e in entries))
 
 
 def provenance_table(entries) -> pd.DataFrame:
@@ -102,3 +116,47 @@ def glue(name: str, value, display: bool = False) -> None:
     """Record ``value`` for ``{glue:text}`name``` in the chapter's prose (myst-nb)."""
     from myst_nb import glue as _glue
     _glue(name, value.item() if isinstance(value, np.generic) else value, display=display)
+
+
+def defense_verdict(baseline: list, defended: list, paper_baseline: float, paper_defended: float) -> tuple[str, str]:
+    """(verdict, reason) for the claim "the defense lowers the attack accuracy from ``paper_baseline`` to
+    ``paper_defended``" (percent), from our per-seed attack accuracies (fractions). Not testable when our
+    undefended target's attack is within 1 point of chance; reproduced when our reduction is significant
+    (Welch t-test, p < 0.05) and at least half the paper's; partly when significant but smaller."""
+    from scipy.stats import ttest_ind
+    b, d = 100 * np.asarray(baseline, dtype=float), 100 * np.asarray(defended, dtype=float)
+    ours, theirs = b.mean() - d.mean(), paper_baseline - paper_defended
+    said = (f"ours {b.mean():.2f}% → {d.mean():.2f}% ({ours:+.2f} points lower), paper {paper_baseline:.2f}% → "
+            f"{paper_defended:.2f}% ({theirs:+.2f})")
+    if b.mean() - 50 < 1:
+        return "not testable here", f"the undefended target does not leak (attack {b.mean():.2f}%, chance 50%); {said}"
+    significant = len(b) > 1 and len(d) > 1 and ours > 0 and ttest_ind(b, d, equal_var=False).pvalue < 0.05
+    if significant and ours >= theirs / 2:
+        return "reproduced", said
+    if significant:
+        return "partly", f"a smaller reduction than printed; {said}"
+    return "not reproduced", f"no significant reduction; {said}"
+
+
+def js_table(entries_by_label: dict) -> pd.DataFrame:
+    """001's gain analysis (Eq. 10: at the optimal inference model G = −log 4 + 2·JS(P_D ‖ P_D')) per
+    method, on the evaluation set: the trained NN attack's gain G, the JS lower bound (G + log 4)/2 it
+    implies, and a direct binned JS estimate between the members' and non-members' loss scores (nats;
+    log 2 ≈ 0.693 is total separation) on n members vs n non-members, next to the same estimate between
+    two disjoint sets of n non-members: the floor of the estimator at that sample size."""
+    rows = []
+    for label, entries in entries_by_label.items():
+        member = [e.arrays["eval_member"] for e in entries]
+        gain = [metrics.inference_gain(m, e.arrays["score_nn"]) for m, e in zip(member, entries)]
+        js_loss, null = [], []
+        for m, e in zip(member, entries):
+            s_in, s_out = e.arrays["score_loss"][m == 1], e.arrays["score_loss"][m == 0]
+            n = min(len(s_in), len(s_out)) // 2
+            js_loss.append(metrics.js_divergence(s_in[:n], s_out[:n]))
+            null.append(metrics.js_divergence(s_out[:n], s_out[n:2 * n]))
+        rows.append({"method": label, "NN attack gain G": fmt(gain, 4, 1.0),
+                     "JS lower bound (G + log 4)/2": fmt([metrics.js_lower_bound(g) for g in gain], 4, 1.0),
+                     "binned JS of loss scores": fmt(js_loss, 4, 1.0),
+                     "binned JS, non-members vs non-members": fmt(null, 4, 1.0),
+                     "NN attack accuracy (%)": fmt([e.result["attacks"]["nn"]["accuracy"] for e in entries])})
+    return pd.DataFrame(rows).set_index("method")

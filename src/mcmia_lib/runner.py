@@ -138,6 +138,13 @@ def _trained_target(spec: ExperimentSpec, ds, split, device) -> tuple[torch.nn.M
     return model, h0 + h1 + h2, s0 + s1 + s2
 
 
+def trained_model(spec: ExperimentSpec) -> torch.nn.Module:
+    """The trained target of ``spec`` (loaded from data/weights, or trained and cached there), in eval mode."""
+    ds = _dataset(spec.dataset)
+    split = membership_split(len(ds.y_train), len(ds.y_test), spec.seed, spec.n_target)
+    return _trained_target(spec, ds, split, default_device())[0].eval()
+
+
 def _compute(spec: ExperimentSpec) -> tuple[dict, dict]:
     device = default_device()
     ds = _dataset(spec.dataset)
@@ -171,6 +178,7 @@ def _compute(spec: ExperimentSpec) -> tuple[dict, dict]:
         "train_loss": ce(train_logits, train_y).item(), "test_loss": ce(test_logits, ds.y_test).item(),
         "history": history, "attacks": {}, "sparsity": sparsity_report(model)}
     arrays = {"eval_member": eval_member.astype(np.int8), "eval_label": ev_y.numpy().astype(np.int16),
+              "eval_pred": ev_logits.argmax(1).numpy().astype(np.int16),
               "eval_prob_true": torch.softmax(ev_logits.double(), 1).gather(1, ev_y[:, None])[:, 0].numpy()
               .astype(np.float32)}
     for kind in attacks.SCORES:

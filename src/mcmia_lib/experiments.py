@@ -1,0 +1,37 @@
+"""The four training regimes compared by the MCMIA papers (000 Tables II/IV, 001 Tables 1/5), built from a
+chapter's parameters so that every notebook and background job names the same store entries.
+
+``method``: ``baseline`` (undefended), ``pruning`` (MCMIA-Pruning: the baseline as pretraining, ADMM, hard
+prune, masked retraining), ``minmax`` (Nasr et al.'s adversarial regularization) and ``pruning+minmax``
+(000 Table IV: Min-Max during the masked retraining).
+"""
+from __future__ import annotations
+
+from .attacks import NNAttackConfig
+from .defenses.minmax import MinMax
+from .defenses.pruning import ADMMPruning
+from .runner import ExperimentSpec
+from .train import TrainConfig
+
+METHODS = ("baseline", "pruning", "minmax", "pruning+minmax")
+LABELS = {"baseline": "Baseline", "pruning": "MCMIA-Pruning", "minmax": "Min-Max",
+          "pruning+minmax": "Pruning & Min-Max"}
+
+
+def mcmia_spec(p: dict, method: str, seed: int, rates=None) -> ExperimentSpec:
+    """Spec of ``method`` for parameters ``p`` (a chapter's profile: dataset, model, width, n_target, epochs,
+    batch_size, lr, optimizer, flip, crop_pad, pretrain_epochs (pruned methods; default epochs), rates, admm_epochs, retrain_epochs, rho, rho_growth,
+    minmax_lam, minmax_steps, minmax_attack_lr, nn_epochs); ``rates`` overrides ``p["rates"]`` (Algorithm 1)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    pruned, adversarial = method.startswith("pruning"), method.endswith("minmax")
+    return ExperimentSpec(
+        dataset=p["dataset"], model=p["model"], width=p.get("width", 1.0), n_target=p.get("n_target"), seed=seed,
+        train=TrainConfig(epochs=p.get("pretrain_epochs") or p["epochs"] if pruned else p["epochs"], batch_size=p["batch_size"], lr=p["lr"], optimizer=p["optimizer"],
+                          flip=p.get("flip", False), crop_pad=p.get("crop_pad", 0)),
+        nn_attack=NNAttackConfig(epochs=p["nn_epochs"], init="default"),
+        pruning=ADMMPruning(rates=list(rates or p["rates"]), admm_epochs=p["admm_epochs"],
+                            retrain_epochs=p["retrain_epochs"], rho=p["rho"], rho_growth=p["rho_growth"])
+        if pruned else None,
+        minmax=MinMax(lam=p["minmax_lam"], attack_steps=p["minmax_steps"], attack_lr=p["minmax_attack_lr"])
+        if adversarial else None)
