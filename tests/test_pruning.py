@@ -51,3 +51,20 @@ def test_admm_pulls_weights_to_the_sparse_set_then_masked_retraining_keeps_the_p
     train.train(model, ds, idx, cfg, seed=2, hooks=[pruning.MaskHook(masks)], eval_test=False)
     for (_, w), m in zip(pruning.prunable(model), masks):
         assert torch.equal(w != 0, m)  # same support, exactly, after retraining
+
+
+@pytest.mark.parametrize("name,shape,target", [("vgg16", (3, 32, 32), 13.84), ("lenet5", (1, 28, 28), 15.78)])
+def test_rates_for_compression_reach_the_ratio_with_the_first_layer_fixed(name, shape, target):
+    model = models.build_model(name, 10, shape, width=0.25 if name == "vgg16" else 1.0)
+    rates = pruning.rates_for_compression(model, target, first_rate=0.35)
+    assert rates[0] == 0.35 and len(set(rates[1:])) == 1 and len(rates) == len(pruning.prunable(model))
+    pruning.hard_prune(model, rates)
+    report = pruning.sparsity_report(model)
+    ratio = sum(r["weights"] for r in report) / sum(r["nonzero"] for r in report)
+    assert ratio == pytest.approx(target, rel=2e-3)
+
+
+def test_impossible_compression_is_a_clear_error():
+    model = models.build_model("lenet5", 10, (1, 28, 28))
+    with pytest.raises(ValueError, match="choose a compression between"):
+        pruning.rates_for_compression(model, 1.0001, first_rate=0.9)

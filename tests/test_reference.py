@@ -52,3 +52,11 @@ def test_defense_verdicts():
     assert report.defense_verdict([0.66, 0.67, 0.68], [0.63, 0.64, 0.645], 67.0, 53.4)[0] == "partly"
     verdict, reason = report.defense_verdict([0.66, 0.60, 0.68], [0.66, 0.61, 0.67], 67.0, 53.4)
     assert verdict == "not reproduced" and "paper 67.00% → 53.40%" in reason
+
+
+def test_reference_table_shows_both_copies_and_what_was_not_run():
+    t = report.reference_table([("000", "IV"), ("001", "5")], {("MNIST-LeNet-5", "Pruning & Min-Max test accuracy"): [99.0, 98.0]})
+    cell = t.loc[("CIFAR-10-VGG16", "Pruning & Min-Max attack accuracy")]
+    assert cell["paper"] == 55.93 and cell["other copy"] == "54.67 (001 Table 5)" and cell["ours (mean ± std)"] == "not run here"
+    assert t.loc[("MNIST-LeNet-5", "Pruning & Min-Max test accuracy"), "ours (mean ± std)"] == "98.50 ± 0.71"
+    assert set(report.reference_table([("000", "IV")], {}, rows={"MNIST-LeNet-5"}).index.get_level_values(0)) == {"MNIST-LeNet-5"}

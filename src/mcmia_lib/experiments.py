@@ -35,3 +35,14 @@ def mcmia_spec(p: dict, method: str, seed: int, rates=None) -> ExperimentSpec:
         if pruned else None,
         minmax=MinMax(lam=p["minmax_lam"], attack_steps=p["minmax_steps"], attack_lr=p["minmax_attack_lr"])
         if adversarial else None)
+
+
+def per_model_params(p: dict, model: str, num_classes: int, in_shape: tuple) -> dict:
+    """Parameters of one model of a multi-model chapter (``widths`` and ``compression`` keyed by model): its
+    width, and per-layer rates from 001 App. E's rule set to the paper's compression (``first_rate`` first)."""
+    from .defenses.pruning import rates_for_compression
+    from .models import build_model
+    net = build_model(model, num_classes, in_shape, p["widths"][model])
+    return {**{k: v for k, v in p.items() if k not in ("models", "widths", "compression")},
+            "model": model, "width": p["widths"][model],
+            "rates": rates_for_compression(net, p["compression"][model], p["first_rate"])}

@@ -160,3 +160,21 @@ def js_table(entries_by_label: dict) -> pd.DataFrame:
                      "binned JS, non-members vs non-members": fmt(null, 4, 1.0),
                      "NN attack accuracy (%)": fmt([e.result["attacks"]["nn"]["accuracy"] for e in entries])})
     return pd.DataFrame(rows).set_index("method")
+
+
+def reference_table(tables, ours: dict, rows=None, digits: int = 2, missing: str = "not run here") -> pd.DataFrame:
+    """Every printed cell of ``tables`` (pairs (paper, table), e.g. ("000", "II"), ("001", "1")) whose row is
+    in ``rows`` (default all), with the other copy's value where 000 and 001 differ, and ours beside it:
+    ``ours[(row, column)]`` = per-seed values in the paper's unit; other cells show ``missing``."""
+    cells: dict = {}
+    for r in load_reference():
+        if (r["paper"], r["table"]) in set(tables) and (rows is None or r["row"] in rows):
+            cells.setdefault((r["row"], r["column"]), []).append(r)
+    out = []
+    for (row, column), recs in cells.items():
+        values = ours.get((row, column))
+        out.append({"row": row, "quantity": column, "paper": recs[0]["value"], "source": source(recs[0]),
+                    "other copy": "; ".join(f"{r['value']} ({source(r)})" for r in recs[1:]),
+                    "ours (mean ± std)": fmt(values, digits, 1.0) if values else missing,
+                    "seeds": len(values) if values else ""})
+    return pd.DataFrame(out).set_index(["row", "quantity"])

@@ -31,6 +31,21 @@ def check_rates(model: nn.Module, rates) -> list[float]:
     return rates
 
 
+def rates_for_compression(model: nn.Module, compression: float, first_rate: float = 0.35) -> list[float]:
+    """Per-layer rates following 001 App. E's rule — the first layer pruned at ``first_rate`` (30–40%), every
+    other layer at one common rate — with that rate chosen so that all conv/linear weights shrink by
+    ``compression`` (e.g. 000 Table V's ratio for the model). Rates are rounded to 4 decimals."""
+    sizes = [p.numel() for _, p in prunable(model)]
+    total, first = sum(sizes), sizes[0]
+    other = 1 - (total / compression - first * (1 - first_rate)) / (total - first)
+    if not 0.0 <= other < 1.0:
+        raise ValueError(f"compression {compression}× with the first layer at {first_rate} needs the other layers "
+                         f"pruned at {other:.4f}, outside [0, 1); choose a compression between "
+                         f"{total / (first * (1 - first_rate) + total - first):.2f}× and "
+                         f"{total / (first * (1 - first_rate)):.0f}×")
+    return [first_rate] + [round(other, 4)] * (len(sizes) - 1)
+
+
 def n_keep(numel: int, rate: float) -> int:
     """Number of weights kept in a layer of ``numel`` weights pruned at ``rate`` (rounded)."""
     return numel - int(round(rate * numel))
