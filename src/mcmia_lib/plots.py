@@ -177,3 +177,18 @@ def loss_and_attack_curves(entries_by_label: dict, title: str = ""):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def minmax_gain_curves(entries_by_label: dict, title: str = ""):
+    """The Min-Max inference model's gain G (batch estimate, mean per epoch) during the classifier's
+    training; −log 4 is an inference model at chance."""
+    rows = [{"epoch": i + 1, "gain G": h["minmax_gain"], "method": label, "seed": e.spec["seed"]}
+            for label, entries in entries_by_label.items() for e in entries
+            for i, h in enumerate(x for x in e.result["history"] if "minmax_gain" in x)]
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    sns.lineplot(pd.DataFrame(rows), x="epoch", y="gain G", hue="method", errorbar="sd", ax=ax)
+    ax.axhline(-np.log(4), ls=":", c="grey", label="chance (−log 4)")
+    ax.set(xlabel="epoch with the Min-Max term", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
