@@ -166,7 +166,7 @@ def loss_and_attack_curves(entries_by_label: dict, title: str = ""):
         for phase, start in starts.items():
             if start > 1:
                 ax.axvline(start - 0.5, ls=":", c="grey")
-                ax.text(start, 1, phase, fontsize=8, color="grey",
+                ax.text(start, 0.98, phase, fontsize=8, color="grey", rotation=90, ha="left",
                         transform=ax.get_xaxis_transform(), va="top")
         ax.set(yscale="log", title=label, xlabel="training epoch", ylabel="classification loss" if j == 0 else "")
         att = pd.DataFrame([{**h, "seed": e.spec["seed"]} for e in entries for h in e.result["attacks"]["nn"]["history"]])
