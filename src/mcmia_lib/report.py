@@ -146,10 +146,10 @@ def js_table(entries_by_label: dict) -> pd.DataFrame:
     two disjoint sets of n non-members: the floor of the estimator at that sample size."""
     rows = []
     for label, entries in entries_by_label.items():
-        member = [e.arrays["eval_member"] for e in entries]
-        gain = [metrics.inference_gain(m, e.arrays["score_nn"]) for m, e in zip(member, entries)]
-        js_loss, null = [], []
-        for m, e in zip(member, entries):
+        gain, js_loss, null = [], [], []
+        for e in entries:
+            m = e.arrays["eval_member"]
+            gain.append(metrics.inference_gain(m, e.arrays["score_nn"]))
             s_in, s_out = e.arrays["score_loss"][m == 1], e.arrays["score_loss"][m == 0]
             n = min(len(s_in), len(s_out)) // 2
             js_loss.append(metrics.js_divergence(s_in[:n], s_out[:n]))
