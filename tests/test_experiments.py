@@ -28,3 +28,15 @@ def test_rates_override_and_pretrain_epochs():
 def test_unknown_method_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown method 'prune'"):
         mcmia_spec(P, "prune", 0)
+
+
+def test_per_model_overrides():
+    from mcmia_lib.experiments import per_model_params
+    chapter = {**{k: v for k, v in P.items() if k not in ("model", "rates")}, "models": ["mlp", "lenet5"],
+               "widths": {"mlp": 1.0, "lenet5": 1.0}, "compression": {"mlp": 4.0, "lenet5": 4.0},
+               "first_rate": 0.35, "overrides": {"lenet5": {"n_target": 100, "curve_subset": 20}}}
+    mlp, lenet = (per_model_params(chapter, m, 10, (1, 8, 8)) for m in ("mlp", "lenet5"))
+    assert mlp["n_target"] == 300 and "curve_subset" not in mlp and "overrides" not in mlp
+    assert lenet["n_target"] == 100 and mcmia_spec(lenet, "baseline", 0).train.curve_subset == 20
+    with pytest.raises(ValueError, match=r"overrides name models \['vgg16'\]"):
+        per_model_params({**chapter, "overrides": {"vgg16": {}}}, "mlp", 10, (1, 8, 8))

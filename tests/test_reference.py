@@ -1,5 +1,6 @@
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from mcmia_lib import report
@@ -52,6 +53,7 @@ def test_defense_verdicts():
     assert report.defense_verdict([0.66, 0.67, 0.68], [0.63, 0.64, 0.645], 67.0, 53.4)[0] == "partly"
     verdict, reason = report.defense_verdict([0.66, 0.60, 0.68], [0.66, 0.61, 0.67], 67.0, 53.4)
     assert verdict == "not reproduced" and "paper 67.00% → 53.40%" in reason
+    assert report.defense_verdict([0.68], [0.53], 67.0, 53.4)[0] == "undecided (one seed)"
 
 
 def test_reference_table_shows_both_copies_and_what_was_not_run():
@@ -60,3 +62,18 @@ def test_reference_table_shows_both_copies_and_what_was_not_run():
     assert cell["paper"] == 55.93 and cell["other copy"] == "54.67 (001 Table 5)" and cell["ours (mean ± std)"] == "not run here"
     assert t.loc[("MNIST-LeNet-5", "Pruning & Min-Max test accuracy"), "ours (mean ± std)"] == "98.50 ± 0.71"
     assert set(report.reference_table([("000", "IV")], {}, rows={"MNIST-LeNet-5"}).index.get_level_values(0)) == {"MNIST-LeNet-5"}
+
+
+def test_per_class_gap_by_hand():
+    """Class 0: members 2/2 correct, non-members 1/2 -> gap 50 points; the attack (threshold 0.5) gets
+    3 of 4 right. Class 1: no gap, attack 2 of 4."""
+    from mcmia_lib.store import Entry
+    arrays = {"eval_member": np.array([1, 1, 0, 0, 1, 1, 0, 0]), "eval_label": np.array([0, 0, 0, 0, 1, 1, 1, 1]),
+              "eval_pred": np.array([0, 0, 0, 1, 1, 1, 1, 1]),
+              "score_nn": np.array([0.9, 0.8, 0.7, 0.1, 0.9, 0.2, 0.8, 0.1])}
+    df = report.per_class_gap({"m": [Entry("k", {"seed": 3}, {}, arrays)]}).set_index("class")
+    assert df.loc[0, "train-test accuracy gap (%)"] == 50 and df.loc[0, "NN attack accuracy (%)"] == 75
+    assert df.loc[1, "train-test accuracy gap (%)"] == 0 and df.loc[1, "NN attack accuracy (%)"] == 50
+    assert set(df["seed"]) == {3} and set(df["method"]) == {"m"}
+    with pytest.raises(KeyError, match="no per-example predictions"):
+        report.per_class_gap({"m": [Entry("k", {"seed": 0}, {}, {k: v for k, v in arrays.items() if k != "eval_pred"})]})

@@ -90,3 +90,15 @@ def test_a_fresh_result_equals_its_cache_hit_to_the_letter(tmp_store):
     hit = run(SPEC, tmp_store)
     assert json.dumps(fresh.result) == json.dumps(hit.result)  # same key order too
     assert all(fresh.arrays[k].dtype == hit.arrays[k].dtype for k in hit.arrays)
+
+
+def test_leakage_probe_subset_is_balanced_and_drawn_from_the_evaluation_set():
+    from mcmia_lib.data import load_dataset, membership_split
+    from mcmia_lib.runner import LeakageProbe
+    ds = load_dataset("digits")
+    split = membership_split(len(ds.y_train), len(ds.y_test), 0, 600)
+    full, sub = LeakageProbe(ds, split, "cpu"), LeakageProbe(ds, split, "cpu", 25)
+    assert len(full.member) == len(split.eval_in) + len(split.eval_out)
+    assert sub.member.tolist() == [1] * 25 + [0] * 25
+    rows = {tuple(r) for r in full.x.flatten(1).tolist()}
+    assert all(tuple(r) in rows for r in sub.x.flatten(1).tolist())

@@ -81,3 +81,18 @@ def test_bad_config():
         train.TrainConfig(epochs=1, batch_size=1, lr=0.1, optimizer="adagrad")
     with pytest.raises(ValueError, match="epochs must be >= 1"):
         train.TrainConfig(epochs=0, batch_size=1, lr=0.1)
+    with pytest.raises(ValueError, match="curve_subset must be None"):
+        train.TrainConfig(epochs=1, batch_size=1, lr=0.1, curve_subset=1)
+
+
+def test_curve_subset_changes_only_the_curves(digits):
+    """Per-epoch test accuracy on a subset equals the accuracy on exactly those test examples; the
+    training itself is unchanged."""
+    full_model, full = _fit(digits, CFG)
+    sub_model, sub = _fit(digits, train.TrainConfig(**{**CFG.__dict__, "curve_subset": 50}))
+    assert all(torch.equal(p, q) for p, q in zip(full_model.parameters(), sub_model.parameters()))
+    idx = train.curve_indices(len(digits.y_test), 50)
+    assert len(idx) == 50 and len(set(idx.tolist())) == 50 and torch.equal(idx, train.curve_indices(len(digits.y_test), 50))
+    acc = (train.predict(sub_model, digits.x_test[idx], digits).argmax(1) == digits.y_test[idx]).float().mean().item()
+    assert sub[-1]["test_acc"] == pytest.approx(acc)
+    assert [h["train_loss"] for h in sub] == [h["train_loss"] for h in full]

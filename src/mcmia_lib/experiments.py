@@ -20,15 +20,16 @@ LABELS = {"baseline": "Baseline", "pruning": "MCMIA-Pruning", "minmax": "Min-Max
 
 def mcmia_spec(p: dict, method: str, seed: int, rates=None) -> ExperimentSpec:
     """Spec of ``method`` for parameters ``p`` (a chapter's profile: dataset, model, width, n_target, epochs,
-    batch_size, lr, optimizer, flip, crop_pad, pretrain_epochs (pruned methods; default epochs), rates, admm_epochs, retrain_epochs, rho, rho_growth,
-    minmax_lam, minmax_steps, minmax_attack_lr, nn_epochs); ``rates`` overrides ``p["rates"]`` (Algorithm 1)."""
+    batch_size, lr, optimizer, flip, crop_pad, curve_subset, pretrain_epochs (pruned methods; default epochs),
+    rates, admm_epochs, retrain_epochs, rho, rho_growth, minmax_lam, minmax_steps, minmax_attack_lr, nn_epochs); ``rates`` overrides ``p["rates"]`` (Algorithm 1)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     pruned, adversarial = method.startswith("pruning"), method.endswith("minmax")
     return ExperimentSpec(
         dataset=p["dataset"], model=p["model"], width=p.get("width", 1.0), n_target=p.get("n_target"), seed=seed,
-        train=TrainConfig(epochs=p.get("pretrain_epochs") or p["epochs"] if pruned else p["epochs"], batch_size=p["batch_size"], lr=p["lr"], optimizer=p["optimizer"],
-                          flip=p.get("flip", False), crop_pad=p.get("crop_pad", 0)),
+        train=TrainConfig(epochs=p.get("pretrain_epochs") or p["epochs"] if pruned else p["epochs"],
+                          batch_size=p["batch_size"], lr=p["lr"], optimizer=p["optimizer"],
+                          flip=p.get("flip", False), crop_pad=p.get("crop_pad", 0), curve_subset=p.get("curve_subset")),
         nn_attack=NNAttackConfig(epochs=p["nn_epochs"], init="default"),
         pruning=ADMMPruning(rates=list(rates or p["rates"]), admm_epochs=p["admm_epochs"],
                             retrain_epochs=p["retrain_epochs"], rho=p["rho"], rho_growth=p["rho_growth"])
@@ -39,10 +40,15 @@ def mcmia_spec(p: dict, method: str, seed: int, rates=None) -> ExperimentSpec:
 
 def per_model_params(p: dict, model: str, num_classes: int, in_shape: tuple) -> dict:
     """Parameters of one model of a multi-model chapter (``widths`` and ``compression`` keyed by model): its
-    width, and per-layer rates from 001 App. E's rule set to the paper's compression (``first_rate`` first)."""
+    width, per-layer rates from 001 App. E's rule set to the paper's compression (``first_rate`` first), and
+    the model's entry of ``overrides`` (settings that differ from the common ones, e.g. fewer members)."""
     from .defenses.pruning import rates_for_compression
     from .models import build_model
+    unknown = set(p.get("overrides", {})) - set(p["widths"])
+    if unknown:
+        raise ValueError(f"overrides name models {sorted(unknown)} that are not among {sorted(p['widths'])}")
     net = build_model(model, num_classes, in_shape, p["widths"][model])
-    return {**{k: v for k, v in p.items() if k not in ("models", "widths", "compression")},
+    return {**{k: v for k, v in p.items() if k not in ("models", "widths", "compression", "overrides")},
+            **p.get("overrides", {}).get(model, {}),
             "model": model, "width": p["widths"][model],
             "rates": rates_for_compression(net, p["compression"][model], p["first_rate"])}

@@ -7,6 +7,7 @@ import pandas as pd
 import seaborn as sns
 
 from .metrics import roc_curve
+from . import report
 from .report import ATTACK_NAMES
 
 
@@ -122,22 +123,9 @@ def probability_histograms(entries_by_label: dict, title: str = ""):
 
 
 def gap_vs_attack(entries_by_label: dict, title: str = ""):
-    """Per class: training − test accuracy gap on the evaluation set against the NN attack's accuracy on
-    that class (000 Figure 5), one point per class and seed."""
-    rows = []
-    for label, entries in entries_by_label.items():
-        for e in entries:
-            a = e.arrays
-            if "eval_pred" not in a:
-                raise KeyError(f"entry {e.key} has no per-example predictions (eval_pred); re-run it with this version")
-            member, correct = a["eval_member"] == 1, a["eval_pred"] == a["eval_label"]
-            decided = a["score_nn"] >= 0.5
-            for c in np.unique(a["eval_label"]):
-                k = a["eval_label"] == c
-                rows.append({"method": label, "class": int(c),
-                             "train-test accuracy gap (%)": 100 * (correct[k & member].mean() - correct[k & ~member].mean()),
-                             "NN attack accuracy (%)": 100 * np.mean(decided[k] == member[k])})
-    df = pd.DataFrame(rows)
+    """000 Figure 5: per class, the training − test accuracy gap against the NN attack's accuracy on that
+    class (``report.per_class_gap``), one point per class and seed."""
+    df = report.per_class_gap(entries_by_label)
     fig, ax = plt.subplots(figsize=(6.2, 4.2))
     sns.scatterplot(df, x="train-test accuracy gap (%)", y="NN attack accuracy (%)", hue="method", style="method",
                     s=50, ax=ax)

@@ -122,7 +122,8 @@ def defense_verdict(baseline: list, defended: list, paper_baseline: float, paper
     """(verdict, reason) for the claim "the defense lowers the attack accuracy from ``paper_baseline`` to
     ``paper_defended``" (percent), from our per-seed attack accuracies (fractions). Not testable when our
     undefended target's attack is within 1 point of chance; reproduced when our reduction is significant
-    (Welch t-test, p < 0.05) and at least half the paper's; partly when significant but smaller."""
+    (Welch t-test, p < 0.05) and at least half the paper's; partly when significant but smaller; undecided
+    with a single seed on either side (no test of seed-to-seed variation is possible)."""
     from scipy.stats import ttest_ind
     b, d = 100 * np.asarray(baseline, dtype=float), 100 * np.asarray(defended, dtype=float)
     ours, theirs = b.mean() - d.mean(), paper_baseline - paper_defended
@@ -130,12 +131,33 @@ def defense_verdict(baseline: list, defended: list, paper_baseline: float, paper
             f"{paper_defended:.2f}% ({theirs:+.2f})")
     if b.mean() - 50 < 1:
         return "not testable here", f"the undefended target does not leak (attack {b.mean():.2f}%, chance 50%); {said}"
-    significant = len(b) > 1 and len(d) > 1 and ours > 0 and ttest_ind(b, d, equal_var=False).pvalue < 0.05
+    if len(b) < 2 or len(d) < 2:
+        return "undecided (one seed)", f"a single seed cannot separate the effect from seed noise; {said}"
+    significant = ours > 0 and ttest_ind(b, d, equal_var=False).pvalue < 0.05
     if significant and ours >= theirs / 2:
         return "reproduced", said
     if significant:
         return "partly", f"a smaller reduction than printed; {said}"
     return "not reproduced", f"no significant reduction; {said}"
+
+
+def per_class_gap(entries_by_label: dict) -> pd.DataFrame:
+    """One row per method, seed and class of the evaluation set: the accuracy gap between its members and
+    non-members and the NN attack's accuracy on that class (000 Figure 5), in percent."""
+    rows = []
+    for label, entries in entries_by_label.items():
+        for e in entries:
+            a = e.arrays
+            if "eval_pred" not in a:
+                raise KeyError(f"entry {e.key} has no per-example predictions (eval_pred); re-run it with this version")
+            member, correct = a["eval_member"] == 1, a["eval_pred"] == a["eval_label"]
+            decided = a["score_nn"] >= 0.5
+            for c in np.unique(a["eval_label"]):
+                k = a["eval_label"] == c
+                rows.append({"method": label, "seed": e.spec["seed"], "class": int(c),
+                             "train-test accuracy gap (%)": 100 * (correct[k & member].mean() - correct[k & ~member].mean()),
+                             "NN attack accuracy (%)": 100 * np.mean(decided[k] == member[k])})
+    return pd.DataFrame(rows)
 
 
 def js_table(entries_by_label: dict) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from .defenses.pruning import ADMMPruning, ADMMHook, MaskHook, hard_prune, spars
 from .models import build_model, count_parameters
 from .paths import REPO_ROOT, atomic_write_bytes
 from .store import TRAINING_COMPONENTS, Entry, Store, spec_key
-from .train import TrainConfig, predict, train
+from .train import TrainConfig, curve_indices, predict, train
 
 
 @dataclass(frozen=True)
@@ -64,14 +64,17 @@ def weights_path(key: str) -> Path:
 
 class LeakageProbe:
     """Training hook: after each epoch, the loss attack's AUC and advantage on the evaluation set.
-    Both are threshold-free, so no calibration data is used; they show leakage growing with training."""
+    Both are threshold-free, so no calibration data is used; they show leakage growing with training.
+    ``subset``: a fixed random subset of that many members and as many non-members (``None``: all)."""
 
-    def __init__(self, ds, split, device):
+    def __init__(self, ds, split, device, subset: int | None = None):
         self.ds = ds
-        self.x = torch.cat([ds.x_train[torch.as_tensor(split.eval_in)], ds.x_test[torch.as_tensor(split.eval_out)]])
+        ins = split.eval_in[curve_indices(len(split.eval_in), subset).numpy()]
+        outs = split.eval_out[curve_indices(len(split.eval_out), subset).numpy()]
+        self.x = torch.cat([ds.x_train[torch.as_tensor(ins)], ds.x_test[torch.as_tensor(outs)]])
         self.x = self.x.to(device)
-        self.y = torch.cat([ds.y_train[torch.as_tensor(split.eval_in)], ds.y_test[torch.as_tensor(split.eval_out)]])
-        self.member = np.r_[np.ones(len(split.eval_in)), np.zeros(len(split.eval_out))]
+        self.y = torch.cat([ds.y_train[torch.as_tensor(ins)], ds.y_test[torch.as_tensor(outs)]])
+        self.member = np.r_[np.ones(len(ins)), np.zeros(len(outs))]
 
     def after_epoch(self, epoch, model, record):
         s = attacks.score("loss", predict(model, self.x, self.ds).cpu(), self.y)
@@ -108,7 +111,7 @@ def _trained_target(spec: ExperimentSpec, ds, split, device) -> tuple[torch.nn.M
     per-epoch history over all phases, training seconds)."""
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, ds.num_classes, ds.shape, spec.width).to(device)
-    probe = LeakageProbe(ds, split, device)
+    probe = LeakageProbe(ds, split, device, spec.train.curve_subset and spec.train.curve_subset // 2)
     desc = f"{spec.model}/{spec.dataset} seed {spec.seed}"
 
     def minmax_hooks(seed):

@@ -31,7 +31,9 @@ SCHEDULES = ("none", "step", "cosine")
 @dataclass(frozen=True)
 class TrainConfig:
     """Hyper-parameters of one training run. ``schedule='step'`` divides the lr by 10 at 50% and 75%
-    of training (002); ``'cosine'`` anneals it to zero."""
+    of training (002); ``'cosine'`` anneals it to zero. ``curve_subset``: the per-epoch curves (test
+    loss/accuracy, leakage probe) use a fixed random subset of this many test images and evaluation
+    examples instead of all of them (a cost knob; the final metrics always use every example)."""
 
     epochs: int
     batch_size: int
@@ -42,6 +44,7 @@ class TrainConfig:
     schedule: str = "none"
     flip: bool = False
     crop_pad: int = 0
+    curve_subset: int | None = None
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -53,6 +56,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.curve_subset is not None and self.curve_subset < 2:
+            raise ValueError(f"curve_subset must be None (all examples) or >= 2, got {self.curve_subset}")
 
 
 def quiet() -> bool:
@@ -79,11 +84,18 @@ def lr_at(cfg: TrainConfig, epoch: int) -> float:
 def predict(model: torch.nn.Module, x_uint8: torch.Tensor, ds: Dataset, batch_size: int = 2048) -> torch.Tensor:
     """Logits of ``model`` (eval mode) for uint8 images, in batches."""
     was_training = model.training
-    model.eval()
+    model.eval().to(memory_format=torch.channels_last)
     out = torch.cat([model(normalize(x_uint8[i:i + batch_size], ds.mean, ds.std))
                      for i in range(0, len(x_uint8), batch_size)])
     model.train(was_training)
     return out
+
+
+def curve_indices(n: int, subset: int | None) -> torch.Tensor:
+    """Indices of the examples used for per-epoch curves: all ``n``, or a fixed random ``subset`` of them."""
+    if subset is None or subset >= n:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(0))[:subset].sort().values
 
 
 def _evaluate(model, x, y, ds) -> tuple[float, float]:
@@ -107,9 +119,12 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
     caller deletes it once the result is stored.
     """
     device = next(model.parameters()).device
+    model.to(memory_format=torch.channels_last)
     idx = torch.as_tensor(train_idx, dtype=torch.long, device=ds.x_train.device)
     x_all, y_all = ds.x_train[idx].to(device), ds.y_train[idx].to(device)
     n = len(idx)
+    curve = curve_indices(len(ds.y_test), cfg.curve_subset)
+    x_test, y_test = ds.x_test[curve], ds.y_test[curve]
     gen = torch.Generator(device="cpu").manual_seed(seed)
     torch.manual_seed(seed + 1)  # dropout and other global-RNG users
     optimizer = make_optimizer(model, cfg)
@@ -156,7 +171,7 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
         record = {"epoch": epoch + 1, "lr": lr, "train_loss": tot_loss.item() / n,
                   "train_acc": tot_correct.item() / n}
         if eval_test:
-            record["test_loss"], record["test_acc"] = _evaluate(model, ds.x_test, ds.y_test, ds)
+            record["test_loss"], record["test_acc"] = _evaluate(model, x_test, y_test, ds)
         for h in hooks:
             if hasattr(h, "after_epoch"):
                 h.after_epoch(epoch, model, record)
