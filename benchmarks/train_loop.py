@@ -3,8 +3,9 @@
 For LeNet-5/MNIST and the small CIFAR CNN/CIFAR-10, three variants train the same model with the same
 batch size on the same images, in interleaved rounds of a few seconds each:
 
-* ``library``: ``mcmia_lib.train.train`` over resident uint8 tensors (batched tensor flip + crop on CIFAR);
-* ``bare``: a minimal PyTorch loop over the same resident tensors, same preprocessing;
+* ``library``: ``mcmia_lib.train.train`` over resident uint8 tensors (batched tensor flip + crop on CIFAR,
+  channels-last memory order);
+* ``bare``: a minimal PyTorch loop over the same resident tensors, same preprocessing, default (NCHW) order;
 * ``dataloader``: the usual pipeline, a torchvision-style dataset with per-sample PIL transforms
   (ToTensor, Normalize; RandomCrop(padding=4) + RandomHorizontalFlip on CIFAR) and a DataLoader
   (``num_workers=0``: on 2 cores a worker process competes with the training math).
@@ -68,7 +69,7 @@ def run_bare(ds, name, n, bs, aug):
     perm = torch.randperm(n, generator=gen)
     for i in range(0, n, bs):
         b = perm[i:i + bs]
-        x = data.normalize(x_all[b], ds.mean, ds.std)
+        x = data.normalize(x_all[b], ds.mean, ds.std).contiguous()
         if aug:
             x = data.augment(x, True, 4, gen)
         step(model, opt, x, y_all[b])
