@@ -77,3 +77,17 @@ def test_per_class_gap_by_hand():
     assert set(df["seed"]) == {3} and set(df["method"]) == {"m"}
     with pytest.raises(KeyError, match="no per-example predictions"):
         report.per_class_gap({"m": [Entry("k", {"seed": 0}, {}, {k: v for k, v in arrays.items() if k != "eval_pred"})]})
+
+
+def test_admm_table_reads_the_phases():
+    from mcmia_lib.store import Entry
+    hist = [{"phase": "train", "epoch": 1, "train_acc": 0.9},
+            {"phase": "admm", "epoch": 1, "admm_rho": 1e-3, "admm_residual": 0.5, "train_acc": 0.9},
+            {"phase": "admm", "epoch": 2, "admm_rho": 1.3e-3, "admm_residual": 0.25, "train_acc": 0.9},
+            {"phase": "retrain", "epoch": 1, "train_acc": 0.4}, {"phase": "retrain", "epoch": 2, "train_acc": 0.8}]
+    row = report.admm_table({"P": [Entry("k", {}, {"history": hist})]}).loc["P"]
+    assert row["ρ (first → last ADMM epoch)"] == "0.001 → 0.0013"
+    assert (row["residual, first ADMM epoch"], row["residual, last ADMM epoch"]) == ("0.500", "0.250")
+    assert (row["train acc., first retraining epoch (%)"], row["train acc., last retraining epoch (%)"]) == ("40.00", "80.00")
+    with pytest.raises(ValueError, match="B: entries without ADMM"):
+        report.admm_table({"B": [Entry("k", {}, {"history": hist[:1]})]})

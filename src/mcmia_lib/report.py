@@ -141,6 +141,25 @@ def defense_verdict(baseline: list, defended: list, paper_baseline: float, paper
     return "not reproduced", f"no significant reduction; {said}"
 
 
+def admm_table(entries_by_label: dict) -> pd.DataFrame:
+    """Did ADMM converge before the hard prune? Per pruned method: ρ over the ADMM phase, the relative
+    residual ‖W − Z‖²/‖W‖² after its first and last epoch (it should shrink towards 0, 001 App. B), and the
+    training accuracy (running mean) in the first and last retraining epoch: a low first value means the
+    hard prune removed weights the network still used. Mean ± std over seeds."""
+    rows = []
+    for label, entries in entries_by_label.items():
+        phase = lambda e, name: [h for h in e.result["history"] if h.get("phase") == name]  # noqa: E731
+        admm, retrain = [phase(e, "admm") for e in entries], [phase(e, "retrain") for e in entries]
+        if not all(admm) or not all(retrain):
+            raise ValueError(f"{label}: entries without ADMM and retraining phases are not pruned models")
+        rows.append({"method": label, "ρ (first → last ADMM epoch)": f"{admm[0][0]['admm_rho']:.2g} → {admm[0][-1]['admm_rho']:.2g}",
+                     "residual, first ADMM epoch": fmt([a[0]["admm_residual"] for a in admm], 3, 1.0),
+                     "residual, last ADMM epoch": fmt([a[-1]["admm_residual"] for a in admm], 3, 1.0),
+                     "train acc., first retraining epoch (%)": fmt([r[0]["train_acc"] for r in retrain]),
+                     "train acc., last retraining epoch (%)": fmt([r[-1]["train_acc"] for r in retrain])})
+    return pd.DataFrame(rows).set_index("method")
+
+
 def per_class_gap(entries_by_label: dict) -> pd.DataFrame:
     """One row per method, seed and class of the evaluation set: the accuracy gap between its members and
     non-members and the NN attack's accuracy on that class (000 Figure 5), in percent."""
