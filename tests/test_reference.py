@@ -54,6 +54,9 @@ def test_defense_verdicts():
     verdict, reason = report.defense_verdict([0.66, 0.60, 0.68], [0.66, 0.61, 0.67], 67.0, 53.4)
     assert verdict == "not reproduced" and "paper 67.00% → 53.40%" in reason
     assert report.defense_verdict([0.68], [0.53], 67.0, 53.4)[0] == "undecided (one seed)"
+    verdict, reason = report.defense_verdict([0.66, 0.67, 0.68], [0.5, 0.5, 0.5], 67.0, 53.4, [0.1, 0.11, 0.1], 10)
+    assert verdict == "collapsed" and "10.33% is at chance (10%)" in reason
+    assert report.defense_verdict([0.66, 0.67, 0.68], [0.54, 0.53, 0.55], 67.0, 53.4, [0.6, 0.6, 0.6], 10)[0] == "reproduced"
 
 
 def test_reference_table_shows_both_copies_and_what_was_not_run():

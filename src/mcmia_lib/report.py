@@ -118,17 +118,23 @@ def glue(name: str, value, display: bool = False) -> None:
     _glue(name, value.item() if isinstance(value, np.generic) else value, display=display)
 
 
-def defense_verdict(baseline: list, defended: list, paper_baseline: float, paper_defended: float) -> tuple[str, str]:
+def defense_verdict(baseline: list, defended: list, paper_baseline: float, paper_defended: float,
+                    defended_test_acc: list | None = None, num_classes: int | None = None) -> tuple[str, str]:
     """(verdict, reason) for the claim "the defense lowers the attack accuracy from ``paper_baseline`` to
     ``paper_defended``" (percent), from our per-seed attack accuracies (fractions). Not testable when our
     undefended target's attack is within 1 point of chance; reproduced when our reduction is significant
     (Welch t-test, p < 0.05) and at least half the paper's; partly when significant but smaller; undecided
-    with a single seed on either side (no test of seed-to-seed variation is possible)."""
+    with a single seed on either side (no test of seed-to-seed variation is possible). With the defended
+    model's test accuracies (fractions) and ``num_classes``: collapsed when that accuracy is below 1.5× chance,
+    since a model that has stopped predicting leaks nothing and defends nothing."""
     from scipy.stats import ttest_ind
     b, d = 100 * np.asarray(baseline, dtype=float), 100 * np.asarray(defended, dtype=float)
     ours, theirs = b.mean() - d.mean(), paper_baseline - paper_defended
     said = (f"ours {b.mean():.2f}% → {d.mean():.2f}% ({ours:+.2f} points lower), paper {paper_baseline:.2f}% → "
             f"{paper_defended:.2f}% ({theirs:+.2f})")
+    if defended_test_acc is not None and np.mean(defended_test_acc) < 1.5 / num_classes:
+        return "collapsed", (f"the defended model's test accuracy {100 * np.mean(defended_test_acc):.2f}% is at "
+                             f"chance ({100 / num_classes:.0f}%); {said}")
     if b.mean() - 50 < 1:
         return "not testable here", f"the undefended target does not leak (attack {b.mean():.2f}%, chance 50%); {said}"
     if len(b) < 2 or len(d) < 2:
