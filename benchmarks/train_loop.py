@@ -61,7 +61,7 @@ def run_library(ds, name, n, bs, aug):
 
 
 def run_bare(ds, name, n, bs, aug):
-    model = models.build_model(name, ds.num_classes, ds.shape)
+    model = models.build_model(name, ds.num_classes, ds.shape).to(memory_format=torch.contiguous_format)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     gen = torch.Generator().manual_seed(0)
     x_all, y_all = ds.x_train[:n], ds.y_train[:n]

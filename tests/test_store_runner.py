@@ -97,7 +97,7 @@ def test_leakage_probe_subset_is_balanced_and_drawn_from_the_evaluation_set():
     from mcmia_lib.runner import LeakageProbe
     ds = load_dataset("digits")
     split = membership_split(len(ds.y_train), len(ds.y_test), 0, 600)
-    full, sub = LeakageProbe(ds, split, "cpu"), LeakageProbe(ds, split, "cpu", 25)
+    full, sub = LeakageProbe(ds, split, "cpu"), LeakageProbe(ds, split, "cpu", 50)
     assert len(full.member) == len(split.eval_in) + len(split.eval_out)
     assert sub.member.tolist() == [1] * 25 + [0] * 25
     rows = {tuple(r) for r in full.x.flatten(1).tolist()}

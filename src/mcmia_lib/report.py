@@ -152,9 +152,9 @@ def admm_table(entries_by_label: dict) -> pd.DataFrame:
     residual ‖W − Z‖²/‖W‖² after its first and last epoch (it should shrink towards 0, 001 App. B), and the
     training accuracy (running mean) in the first and last retraining epoch: a low first value means the
     hard prune removed weights the network still used. Mean ± std over seeds."""
+    phase = lambda e, name: [h for h in e.result["history"] if h.get("phase") == name]  # noqa: E731
     rows = []
     for label, entries in entries_by_label.items():
-        phase = lambda e, name: [h for h in e.result["history"] if h.get("phase") == name]  # noqa: E731
         admm, retrain = [phase(e, "admm") for e in entries], [phase(e, "retrain") for e in entries]
         if not all(admm) or not all(retrain):
             raise ValueError(f"{label}: entries without ADMM and retraining phases are not pruned models")

@@ -65,12 +65,13 @@ def weights_path(key: str) -> Path:
 class LeakageProbe:
     """Training hook: after each epoch, the loss attack's AUC and advantage on the evaluation set.
     Both are threshold-free, so no calibration data is used; they show leakage growing with training.
-    ``subset``: a fixed random subset of that many members and as many non-members (``None``: all)."""
+    ``subset``: a fixed random subset of that many examples, half members and half non-members (``None``: all)."""
 
     def __init__(self, ds, split, device, subset: int | None = None):
         self.ds = ds
-        ins = split.eval_in[curve_indices(len(split.eval_in), subset).numpy()]
-        outs = split.eval_out[curve_indices(len(split.eval_out), subset).numpy()]
+        half = None if subset is None else subset // 2
+        ins = split.eval_in[curve_indices(len(split.eval_in), half).numpy()]
+        outs = split.eval_out[curve_indices(len(split.eval_out), half).numpy()]
         self.x = torch.cat([ds.x_train[torch.as_tensor(ins)], ds.x_test[torch.as_tensor(outs)]])
         self.x = self.x.to(device)
         self.y = torch.cat([ds.y_train[torch.as_tensor(ins)], ds.y_test[torch.as_tensor(outs)]])
@@ -111,7 +112,7 @@ def _trained_target(spec: ExperimentSpec, ds, split, device) -> tuple[torch.nn.M
     per-epoch history over all phases, training seconds)."""
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, ds.num_classes, ds.shape, spec.width).to(device)
-    probe = LeakageProbe(ds, split, device, spec.train.curve_subset and spec.train.curve_subset // 2)
+    probe = LeakageProbe(ds, split, device, spec.train.curve_subset)
     desc = f"{spec.model}/{spec.dataset} seed {spec.seed}"
 
     def minmax_hooks(seed):

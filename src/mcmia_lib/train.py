@@ -84,7 +84,7 @@ def lr_at(cfg: TrainConfig, epoch: int) -> float:
 def predict(model: torch.nn.Module, x_uint8: torch.Tensor, ds: Dataset, batch_size: int = 2048) -> torch.Tensor:
     """Logits of ``model`` (eval mode) for uint8 images, in batches."""
     was_training = model.training
-    model.eval().to(memory_format=torch.channels_last)
+    model.eval()
     out = torch.cat([model(normalize(x_uint8[i:i + batch_size], ds.mean, ds.std))
                      for i in range(0, len(x_uint8), batch_size)])
     model.train(was_training)
@@ -119,7 +119,6 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
     caller deletes it once the result is stored.
     """
     device = next(model.parameters()).device
-    model.to(memory_format=torch.channels_last)
     idx = torch.as_tensor(train_idx, dtype=torch.long, device=ds.x_train.device)
     x_all, y_all = ds.x_train[idx].to(device), ds.y_train[idx].to(device)
     n = len(idx)
