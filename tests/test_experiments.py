@@ -38,5 +38,7 @@ def test_per_model_overrides():
     mlp, lenet = (per_model_params(chapter, m, 10, (1, 8, 8)) for m in ("mlp", "lenet5"))
     assert mlp["n_target"] == 300 and "curve_subset" not in mlp and "overrides" not in mlp
     assert lenet["n_target"] == 100 and mcmia_spec(lenet, "baseline", 0).train.curve_subset == 20
+    assert lenet["rates"][0] == 0.35 and mlp["rates"] == per_model_params(
+        {**chapter, "overrides": {"mlp": {"depthwise_rate": 0.5}}}, "mlp", 10, (1, 8, 8))["rates"]  # no depthwise
     with pytest.raises(ValueError, match=r"overrides name models \['vgg16'\]"):
         per_model_params({**chapter, "overrides": {"vgg16": {}}}, "mlp", 10, (1, 8, 8))

@@ -64,6 +64,19 @@ def test_rates_for_compression_reach_the_ratio_with_the_first_layer_fixed(name, 
     assert ratio == pytest.approx(target, rel=2e-3)
 
 
+def test_depthwise_rate_fixes_only_the_depthwise_layers():
+    model = models.build_model("mobilenetv2", 10, (3, 32, 32), width=0.25)
+    mods = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    rates = pruning.rates_for_compression(model, 10.06, first_rate=0.35, depthwise_rate=0.5)
+    depthwise = [pruning.is_depthwise(m) for m in mods]
+    assert sum(depthwise) == 17 and not depthwise[0]
+    assert all(r == 0.5 for r, d in zip(rates, depthwise) if d)
+    assert len({r for r, d in zip(rates[1:], depthwise[1:]) if not d}) == 1 and rates[0] == 0.35
+    pruning.hard_prune(model, rates)
+    report = pruning.sparsity_report(model)
+    assert sum(r["weights"] for r in report) / sum(r["nonzero"] for r in report) == pytest.approx(10.06, rel=2e-3)
+
+
 def test_impossible_compression_is_a_clear_error():
     model = models.build_model("lenet5", 10, (1, 28, 28))
     with pytest.raises(ValueError, match="choose a compression between"):

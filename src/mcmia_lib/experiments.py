@@ -40,7 +40,8 @@ def mcmia_spec(p: dict, method: str, seed: int, rates=None) -> ExperimentSpec:
 
 def per_model_params(p: dict, model: str, num_classes: int, in_shape: tuple) -> dict:
     """Parameters of one model of a multi-model chapter (``widths`` and ``compression`` keyed by model): its
-    width, per-layer rates from 001 App. E's rule set to the paper's compression (``first_rate`` first), and
+    width, per-layer rates from 001 App. E's rule set to the paper's compression (``first_rate`` first,
+    ``depthwise_rate`` for depthwise layers if given), and
     the model's entry of ``overrides`` (settings that differ from the common ones, e.g. fewer members)."""
     from .defenses.pruning import rates_for_compression
     from .models import build_model
@@ -48,7 +49,7 @@ def per_model_params(p: dict, model: str, num_classes: int, in_shape: tuple) -> 
     if unknown:
         raise ValueError(f"overrides name models {sorted(unknown)} that are not among {sorted(p['widths'])}")
     net = build_model(model, num_classes, in_shape, p["widths"][model])
-    return {**{k: v for k, v in p.items() if k not in ("models", "widths", "compression", "overrides")},
-            **p.get("overrides", {}).get(model, {}),
-            "model": model, "width": p["widths"][model],
-            "rates": rates_for_compression(net, p["compression"][model], p["first_rate"])}
+    own = {**{k: v for k, v in p.items() if k not in ("models", "widths", "compression", "overrides")},
+           **p.get("overrides", {}).get(model, {})}
+    return {**own, "model": model, "width": p["widths"][model],
+            "rates": rates_for_compression(net, p["compression"][model], own["first_rate"], own.get("depthwise_rate"))}

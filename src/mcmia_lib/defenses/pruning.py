@@ -31,19 +31,31 @@ def check_rates(model: nn.Module, rates) -> list[float]:
     return rates
 
 
-def rates_for_compression(model: nn.Module, compression: float, first_rate: float = 0.35) -> list[float]:
+def is_depthwise(module: nn.Module) -> bool:
+    """A depthwise convolution: one filter per input channel (MobileNetV2's 3×3 layers)."""
+    return isinstance(module, nn.Conv2d) and module.groups > 1 and module.groups == module.in_channels
+
+
+def rates_for_compression(model: nn.Module, compression: float, first_rate: float = 0.35,
+                          depthwise_rate: float | None = None) -> list[float]:
     """Per-layer rates following 001 App. E's rule — the first layer pruned at ``first_rate`` (30–40%), every
-    other layer at one common rate — with that rate chosen so that all conv/linear weights shrink by
-    ``compression`` (e.g. 000 Table V's ratio for the model). Rates are rounded to 4 decimals."""
-    sizes = [p.numel() for _, p in prunable(model)]
-    total, first = sum(sizes), sizes[0]
-    other = 1 - (total / compression - first * (1 - first_rate)) / (total - first)
+    other layer at one common rate (50–95%) — with that rate chosen so that all conv/linear weights shrink by
+    ``compression`` (e.g. 000 Table V's ratio for the model). ``depthwise_rate``, if given, is the rate of the
+    depthwise layers instead (a 3×3 depthwise filter has only 9 weights). Rates are rounded to 4 decimals."""
+    modules = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    fixed = {0: first_rate}
+    if depthwise_rate is not None:
+        fixed.update({i: depthwise_rate for i, m in enumerate(modules) if i and is_depthwise(m)})
+    sizes = [m.weight.numel() for m in modules]
+    total = sum(sizes)
+    kept_fixed = sum(sizes[i] * (1 - r) for i, r in fixed.items())
+    free = total - sum(sizes[i] for i in fixed)
+    other = 1 - (total / compression - kept_fixed) / free
     if not 0.0 <= other < 1.0:
-        raise ValueError(f"compression {compression}× with the first layer at {first_rate} needs the other layers "
-                         f"pruned at {other:.4f}, outside [0, 1); choose a compression between "
-                         f"{total / (first * (1 - first_rate) + total - first):.2f}× and "
-                         f"{total / (first * (1 - first_rate)):.0f}×")
-    return [first_rate] + [round(other, 4)] * (len(sizes) - 1)
+        raise ValueError(f"compression {compression}× with the first layer at {first_rate} (depthwise layers at "
+                         f"{depthwise_rate}) needs the other layers pruned at {other:.4f}, outside [0, 1); choose a "
+                         f"compression between {total / (kept_fixed + free):.2f}× and {total / kept_fixed:.0f}×")
+    return [fixed.get(i, round(other, 4)) for i in range(len(sizes))]
 
 
 def n_keep(numel: int, rate: float) -> int:
