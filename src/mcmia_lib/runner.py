@@ -19,8 +19,10 @@ import torch
 from . import attacks, metrics
 from .attacks.nn_attack import NNAttackConfig
 from .data import load_dataset, membership_split, default_device
+from .defenses.dp import DPSGD, DPHook
 from .defenses.minmax import MinMax, MinMaxHook
 from .defenses.pruning import ADMMPruning, ADMMHook, MaskHook, hard_prune, sparsity_report
+from .defenses.regularization import L2LastLayerHook, Regularization
 from .models import build_model, count_parameters
 from .paths import REPO_ROOT, atomic_write_bytes
 from .store import TRAINING_COMPONENTS, Entry, Store, spec_key
@@ -32,7 +34,8 @@ class ExperimentSpec:
     """Everything that determines a result. ``n_target=None`` trains on the whole training set;
     ``nn_attack=None`` skips the NN attack (threshold attacks always run). Defenses: ``pruning`` (ADMM,
     starting from the undefended target), ``minmax`` (adversarial regularization; with ``pruning`` it is
-    applied during the masked retraining: 000's "Pruning & Min-Max")."""
+    applied during the masked retraining: 000's "Pruning & Min-Max"), ``regularization`` (L2 on the
+    prediction layer and/or dropout, 004) and ``dp`` (DP-SGD; alone or with dropout)."""
 
     dataset: str
     model: str
@@ -43,6 +46,14 @@ class ExperimentSpec:
     nn_attack: NNAttackConfig | None = field(default_factory=NNAttackConfig)
     pruning: ADMMPruning | None = None
     minmax: MinMax | None = None
+    regularization: Regularization | None = None
+    dp: DPSGD | None = None
+
+    def __post_init__(self):
+        if self.dp is not None and (self.pruning or self.minmax or (self.regularization and
+                                                                    self.regularization.l2_last)):
+            raise ValueError("DP-SGD combines here only with dropout: its clipping bounds the cross-entropy's "
+                             "per-example gradients, not those of pruning, Min-Max or L2 terms")
 
     def with_seed(self, seed: int) -> "ExperimentSpec":
         return replace(self, seed=seed)
@@ -111,7 +122,8 @@ def _trained_target(spec: ExperimentSpec, ds, split, device) -> tuple[torch.nn.M
     """Train the target with its defenses (each phase resumable and cached) or load it; return (model,
     per-epoch history over all phases, training seconds)."""
     torch.manual_seed(spec.seed)
-    model = build_model(spec.model, ds.num_classes, ds.shape, spec.width).to(device)
+    reg = spec.regularization
+    model = build_model(spec.model, ds.num_classes, ds.shape, spec.width, reg.dropout if reg else None).to(device)
     probe = LeakageProbe(ds, split, device, spec.train.curve_subset)
     desc = f"{spec.model}/{spec.dataset} seed {spec.seed}"
 
@@ -124,8 +136,10 @@ def _trained_target(spec: ExperimentSpec, ds, split, device) -> tuple[torch.nn.M
                                   desc=f"{desc} {name}")
 
     if spec.pruning is None:
-        hist, sec = _cached_phase(training_key(spec), model, device,
-                                  fit(spec.train, spec.seed, minmax_hooks(spec.seed), "train"), "train")
+        hooks = minmax_hooks(spec.seed) + ([L2LastLayerHook(reg.l2_last)] if reg and reg.l2_last else []) \
+            + ([DPHook(spec.dp)] if spec.dp else [])
+        hist, sec = _cached_phase(training_key(spec), model, device, fit(spec.train, spec.seed, hooks, "train"),
+                                  "train")
         return model, hist, sec
     p = spec.pruning
     base = replace(spec, pruning=None, minmax=None)
@@ -184,6 +198,11 @@ def _compute(spec: ExperimentSpec) -> tuple[dict, dict]:
         "test_acc": metrics.accuracy(ds.y_test.numpy(), test_logits.numpy()),
         "train_loss": ce(train_logits, train_y).item(), "test_loss": ce(test_logits, ds.y_test).item(),
         "history": history, "attacks": {}, "sparsity": sparsity_report(model)}
+    if spec.dp is not None:
+        last = history[-1]
+        result["dp"] = {"epsilon": last["dp_epsilon"], "delta": spec.dp.delta, "accountant": spec.dp.accountant,
+                        "noise_multiplier": last["dp_noise_multiplier"], "sample_rate": last["dp_sample_rate"],
+                        "steps": last["dp_steps"]}
     arrays = {"eval_member": eval_member.astype(np.int8), "eval_label": ev_y.numpy().astype(np.int16),
               "eval_pred": ev_logits.argmax(1).numpy().astype(np.int16),
               "eval_prob_true": torch.softmax(ev_logits.double(), 1).gather(1, ev_y[:, None])[:, 0].numpy()

@@ -2,12 +2,16 @@
 
 A hook may implement any of:
 
-* ``configure(model, optimizer, cfg) -> (model, optimizer)`` before the first step (swap the optimizer,
-  wrap the model, e.g. Opacus's ``make_private``);
+* ``configure(model, optimizer, cfg, n) -> (model, optimizer)`` before the first step, ``n`` being the
+  number of training examples (swap the optimizer, wrap the model, e.g. Opacus's ``make_private``);
+* ``batches() -> iterable of index tensors`` the batches of one epoch, instead of a shuffled partition
+  (DP-SGD's Poisson sampling);
+* ``criterion(logits, y) -> loss`` instead of the mean cross-entropy (Opacus's ghost-clipping loss);
 * ``extra_loss(model, x, y, logits) -> Tensor`` added to the cross-entropy (Min-Max's λ·gain, ADMM's
   ρ/2‖W − Z + U‖²);
 * ``after_step(model)`` after each optimizer step (apply pruning masks);
-* ``after_epoch(epoch, model, record)`` at the end of each epoch (ADMM's Z/U updates, extra metrics).
+* ``after_epoch(epoch, model, record)`` at the end of each epoch (ADMM's Z/U updates, extra metrics);
+* ``close()`` after the last epoch (remove what ``configure`` attached).
 """
 from __future__ import annotations
 
@@ -129,7 +133,9 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
     optimizer = make_optimizer(model, cfg)
     for h in hooks:
         if hasattr(h, "configure"):
-            model, optimizer = h.configure(model, optimizer, cfg)
+            model, optimizer = h.configure(model, optimizer, cfg, n)
+    sampler = next((h for h in hooks if hasattr(h, "batches")), None)
+    criterion = next((h.criterion for h in hooks if hasattr(h, "criterion")), F.cross_entropy)
     history, start_epoch = [], 0
     if checkpoint is not None and Path(checkpoint).exists():
         state = torch.load(checkpoint, weights_only=True, map_location=device)
@@ -146,16 +152,20 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
-        perm = torch.randperm(n, generator=gen).to(device)
-        tot_loss, tot_correct = torch.zeros((), device=device), torch.zeros((), device=device)
-        for i in range(0, n, cfg.batch_size):
-            b = perm[i:i + cfg.batch_size]
+        if sampler is None:
+            perm = torch.randperm(n, generator=gen).to(device)
+            batches = (perm[i:i + cfg.batch_size] for i in range(0, n, cfg.batch_size))
+        else:
+            batches = (b.to(device) for b in sampler.batches())
+        tot_loss, tot_correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
+        for b in batches:
+            seen += len(b)
             x = normalize(x_all[b], ds.mean, ds.std)
             if cfg.flip or cfg.crop_pad:
                 x = augment(x, cfg.flip, cfg.crop_pad, gen)
             y = y_all[b]
             logits = model(x)
-            loss = F.cross_entropy(logits, y)
+            loss = criterion(logits, y)
             tot_loss += loss.detach() * len(b)
             tot_correct += (logits.detach().argmax(1) == y).sum()
             for h in hooks:
@@ -167,8 +177,8 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
             for h in hooks:
                 if hasattr(h, "after_step"):
                     h.after_step(model)
-        record = {"epoch": epoch + 1, "lr": lr, "train_loss": tot_loss.item() / n,
-                  "train_acc": tot_correct.item() / n}
+        record = {"epoch": epoch + 1, "lr": lr, "train_loss": tot_loss.item() / max(seen, 1),
+                  "train_acc": tot_correct.item() / max(seen, 1)}
         if eval_test:
             record["test_loss"], record["test_acc"] = _evaluate(model, x_test, y_test, ds)
         for h in hooks:
@@ -182,4 +192,7 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
             _save_checkpoint(Path(checkpoint), {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": gen.get_state(),
                 "torch_rng": torch.get_rng_state(), "history": history, "epoch": epoch})
+    for h in hooks:
+        if hasattr(h, "close"):
+            h.close()
     return history
