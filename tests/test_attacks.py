@@ -103,3 +103,22 @@ def test_scores_do_not_saturate_for_confident_predictions():
         s = attacks.score(kind, logits, y)
         assert np.all(np.diff(s) > 0), (kind, s)
     np.testing.assert_allclose(-attacks.score("loss", logits, y), 9 * np.exp(-margins.double().numpy()), rtol=1e-12)
+
+
+def test_tfp_attack_balances_and_matches_sklearn():
+    from sklearn.metrics import roc_auc_score
+    from mcmia_lib.attacks.tfp_attack import balanced, tfp_attack
+    g = torch.Generator().manual_seed(0)
+    y_in, y_out = torch.randint(0, 10, (300,), generator=g), torch.randint(0, 10, (1000,), generator=g)
+    z_in, z_out = torch.randn(300, 10, generator=g), torch.randn(1000, 10, generator=g)
+    z_in[torch.arange(300), y_in] += 2.0  # members: more confident in their label
+    out = tfp_attack(z_in, y_in, z_out, y_out, seed=3)
+    i, o = balanced(300, 1000, 3)
+    assert out["n_per_side"] == len(i) == len(o) == 300 and len(set(o)) == 300
+    member = np.r_[np.ones(300), np.zeros(300)]
+    p_in = torch.softmax(z_in[i].double(), 1)[torch.arange(300), y_in[i]]
+    p_out = torch.softmax(z_out[o].double(), 1)[torch.arange(300), y_out[o]]
+    assert out["threshold_auc"] == pytest.approx(roc_auc_score(member, np.r_[p_in.numpy(), p_out.numpy()]))
+    assert out["threshold_auc"] > 0.75 and out["lr_auc"] > 0.7 and out["auc"] == max(out["threshold_auc"], out["lr_auc"])
+    same = tfp_attack(z_out[:500], y_out[:500], z_out[500:], y_out[500:], seed=0)
+    assert abs(same["threshold_auc"] - 0.5) < 0.06 and abs(same["lr_auc"] - 0.5) < 0.12

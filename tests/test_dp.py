@@ -99,8 +99,10 @@ def test_noise_makes_runs_differ_only_by_seed(digits):
 
 def test_dp_result_is_stored_with_its_accounting(tmp_store, digits):
     spec = ExperimentSpec(dataset="digits", model="lomurno_cnn", width=0.25, n_target=600, seed=0, nn_attack=None,
-                          train=SGD, dp=DPSGD(target_epsilon=8.0))
-    dp = run(spec, tmp_store).result["dp"]
+                          train=SGD, dp=DPSGD(target_epsilon=8.0), tfp_attack=True)
+    result = run(spec, tmp_store).result
+    dp = result["dp"]
+    assert result["attacks"]["tfp"]["n_per_side"] == 600 and 0 <= result["attacks"]["tfp"]["auc"] <= 1
     assert dp["epsilon"] == pytest.approx(epsilon_spent("rdp", dp["noise_multiplier"], dp["sample_rate"],
                                                          dp["steps"], 1e-5))
     assert dp["epsilon"] <= 8.0 and dp["steps"] == 2 * round(1 / dp["sample_rate"])

@@ -18,6 +18,7 @@ import torch
 
 from . import attacks, metrics
 from .attacks.nn_attack import NNAttackConfig
+from .attacks.tfp_attack import tfp_attack
 from .data import load_dataset, membership_split, default_device
 from .defenses.dp import DPSGD, DPHook
 from .defenses.minmax import MinMax, MinMaxHook
@@ -32,7 +33,8 @@ from .train import TrainConfig, curve_indices, predict, train
 @dataclass(frozen=True)
 class ExperimentSpec:
     """Everything that determines a result. ``n_target=None`` trains on the whole training set;
-    ``nn_attack=None`` skips the NN attack (threshold attacks always run). Defenses: ``pruning`` (ADMM,
+    ``nn_attack=None`` skips the NN attack (threshold attacks always run); ``tfp_attack=True`` adds 004's
+    attack (training set vs test set, ``attacks.tfp_attack``). Defenses: ``pruning`` (ADMM,
     starting from the undefended target), ``minmax`` (adversarial regularization; with ``pruning`` it is
     applied during the masked retraining: 000's "Pruning & Min-Max"), ``regularization`` (L2 on the
     prediction layer and/or dropout, 004) and ``dp`` (DP-SGD; alone or with dropout)."""
@@ -48,6 +50,7 @@ class ExperimentSpec:
     minmax: MinMax | None = None
     regularization: Regularization | None = None
     dp: DPSGD | None = None
+    tfp_attack: bool | None = None
 
     def __post_init__(self):
         if self.dp is not None and (self.pruning or self.minmax or (self.regularization and
@@ -96,7 +99,7 @@ class LeakageProbe:
 
 def training_key(spec: ExperimentSpec) -> str:
     """Key of the trained target alone: specs differing only in their attacks share the weights."""
-    return spec_key(replace(spec, nn_attack=None), TRAINING_COMPONENTS)
+    return spec_key(replace(spec, nn_attack=None, tfp_attack=None), TRAINING_COMPONENTS)
 
 
 def _cached_phase(key: str, model, device, fit, phase: str) -> tuple[list, float]:
@@ -212,6 +215,8 @@ def _compute(spec: ExperimentSpec) -> tuple[dict, dict]:
         result["attacks"][kind] = attacks.threshold_attack(calib_member, attacks.score(kind, cal_logits, cal_y),
                                                            eval_member, s_eval)
         arrays[f"score_{kind}"] = s_eval
+    if spec.tfp_attack:
+        result["attacks"]["tfp"] = tfp_attack(train_logits, train_y, test_logits, ds.y_test, seed=spec.seed)
     if spec.nn_attack is not None:
         nn_out = attacks.train_nn_attack(*parts["attack_in"], *parts["attack_out"], ev_logits, ev_y, eval_member,
                                          spec.nn_attack, seed=spec.seed)

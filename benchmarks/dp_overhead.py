@@ -1,0 +1,58 @@
+"""DP-SGD overhead: time of a DP-SGD epoch / time of a non-private epoch, same model, same batch size,
+same images, both through ``mcmia_lib.train.train`` (the DP run with its Opacus hook: Poisson batches of
+the same expected size, ghost clipping, noise), in interleaved rounds. 004 (Lomurno & Matteucci, Table 2)
+reports 41–50× with TensorFlow Privacy's micro-batches; issue 5's goal here is ≤ 3×.
+
+Printed: per case, the median over rounds of the per-round ratio DP / non-private.
+Usage: ``python benchmarks/dp_overhead.py [--rounds 5] [--n 2000] [--batch 200]``.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from mcmia_lib import data, models
+from mcmia_lib.defenses.dp import DPSGD, DPHook
+from mcmia_lib.train import TrainConfig, train
+
+CASES = {"LeNet-5 / MNIST": ("mnist", "lenet5"), "004 CNN / MNIST": ("mnist", "lomurno_cnn"),
+         "004 CNN / CIFAR-10": ("cifar10", "lomurno_cnn"), "CIFAR CNN / CIFAR-10": ("cifar10", "cifar_cnn")}
+
+
+def epoch_seconds(ds, name, n, batch, private):
+    torch.manual_seed(0)
+    model = models.build_model(name, ds.num_classes, ds.shape)
+    cfg = TrainConfig(epochs=1, batch_size=batch, lr=0.1, optimizer="sgd", momentum=0.0)
+    hooks = [DPHook(DPSGD(noise_multiplier=1.0, max_grad_norm=1.0))] if private else []
+    t = time.perf_counter()
+    train(model, ds, np.arange(n), cfg, seed=0, hooks=hooks, eval_test=False)
+    return time.perf_counter() - t
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--n", type=int, default=2000, help="training examples per epoch")
+    ap.add_argument("--batch", type=int, default=200, help="(expected) batch size; 004 uses 200")
+    args = ap.parse_args()
+    warnings.filterwarnings("ignore", module="opacus")
+    warnings.filterwarnings("ignore", message="Full backward hook")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {args.n} examples, batch {args.batch}")
+    for label, (dataset, name) in CASES.items():
+        ds = data.load_dataset(dataset)
+        epoch_seconds(ds, name, args.batch * 2, args.batch, True)  # warm-up
+        ratios = []
+        for _ in range(args.rounds):
+            plain = epoch_seconds(ds, name, args.n, args.batch, False)
+            ratios.append(epoch_seconds(ds, name, args.n, args.batch, True) / plain)
+        print(f"{label:22s} DP-SGD / non-private: {statistics.median(ratios):.2f}x "
+              f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
