@@ -94,3 +94,14 @@ def test_admm_table_reads_the_phases():
     assert (row["train acc., first retraining epoch (%)"], row["train acc., last retraining epoch (%)"]) == ("40.00", "80.00")
     with pytest.raises(ValueError, match="B: entries without ADMM"):
         report.admm_table({"B": [Entry("k", {}, {"history": hist[:1]})]})
+
+
+def test_lomurno_reference_has_every_cell_of_tables_1_to_4_and_each_value_is_in_the_paper():
+    from mcmia_lib.paths import REPO_ROOT
+    recs = report.load_reference("lomurno")
+    per_table = Counter(r["table"] for r in recs)
+    assert per_table == {"1": 21, "2": 21, "3": 21, "4": 48}  # 3 datasets x 7 columns; 8 layers x 6 columns
+    text = (REPO_ROOT.parent / "shared" / "papers" / report.PAPER_FILES["004"]).read_text()
+    for r in recs:
+        assert str(r["value"]).rstrip("0").rstrip(".") in text.replace("<b>", "").replace("</b>", ""), r
+    assert report.reference("MNIST", "DP eps=2 training seconds", name="lomurno")["value"] == 1886.2

@@ -1,0 +1,155 @@
+"""Model inversion as in 004 (Lomurno & Matteucci, Sec. 4, Figs. 2–3): the trained target is cut after one of
+its layers and frozen; a decoder (SiLU hidden activations, sigmoid output with the input's channels, MSE,
+Adam 1e-3) learns to reconstruct the input image from that layer's output. The reconstruction MSE on the
+test set measures how much of the input the layer gives away (lower = better for the attacker); "Prediction"
+is the black-box case (the softmax output).
+
+004 prints no decoder sizes: ours maps the layer output to 64 channels (a dense layer to a (64, H/4, W/4)
+map for vectors, a 1×1 convolution for maps), doubles the resolution with nearest upsampling + 3×3
+convolution blocks until it is the image's, then a 3×3 convolution and the 3×3 output convolution. The attacker trains on the target's training images (its members)
+and is evaluated on the test set, as 004's Table 4 reports test-set scores.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from .data import normalize
+from .runner import ExperimentSpec, _data_and_split, trained_model
+from .store import Entry, Store, TRAINING_COMPONENTS, spec_key
+from .train import quiet
+
+LAYERS = ("Conv1", "MaxPool1", "Conv2", "MaxPool2", "Conv3", "MaxPool3", "Dense", "Prediction")
+
+
+def cut_points(model: nn.Sequential) -> dict[str, int]:
+    """Index (inclusive) of the last module of each of 004's layers in the Sequential ``lomurno_cnn``:
+    a conv layer ends at its ReLU (Keras's activation), the dense layer at its ReLU."""
+    kinds = [type(m).__name__ for m in model]
+    relus = [i for i, k in enumerate(kinds) if k == "ReLU"]
+    pools = [i for i, k in enumerate(kinds) if k == "MaxPool2d"]
+    if len(relus) != 4 or len(pools) != 3 or kinds[-1] != "Linear":
+        raise ValueError("model inversion per 004's layers needs the lomurno_cnn architecture "
+                         "(three conv + max-pool blocks, a dense layer, the prediction layer)")
+    points = [relus[0], pools[0], relus[1], pools[1], relus[2], pools[2], relus[3], len(kinds) - 1]
+    return dict(zip(LAYERS, points))
+
+
+class Prefix(nn.Module):
+    """The frozen target up to ``layer`` (softmax applied after the prediction layer)."""
+
+    def __init__(self, target: nn.Sequential, layer: str):
+        super().__init__()
+        self.body = target[:cut_points(target)[layer] + 1].eval()
+        self.softmax = layer == "Prediction"
+        for p in self.body.parameters():
+            p.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.body.eval()  # dropout stays off: the attacker queries the deployed model
+        return self
+
+    @torch.no_grad()
+    def forward(self, x):
+        out = self.body(x)
+        return out.softmax(1) if self.softmax else out
+
+
+class Decoder(nn.Module):
+    """Layer output -> image in [0, 1] (see the module docstring)."""
+
+    def __init__(self, feature_shape: tuple, image_shape: tuple, width: int = 64):
+        super().__init__()
+        c, h, w = image_shape
+        if len(feature_shape) == 1:
+            size = (max(1, h // 4), max(1, w // 4))
+            layers = [nn.Linear(feature_shape[0], width * size[0] * size[1]), nn.SiLU(), nn.Unflatten(1, (width, *size))]
+        else:
+            size = tuple(feature_shape[1:])
+            layers = [nn.Conv2d(feature_shape[0], width, 1), nn.SiLU()]
+        while size[0] < h or size[1] < w:
+            size = (min(2 * size[0], h), min(2 * size[1], w))
+            layers += [nn.Upsample(size=size), nn.Conv2d(width, width, 3, padding=1), nn.SiLU()]
+        layers += [nn.Conv2d(width, width, 3, padding=1), nn.SiLU(), nn.Conv2d(width, c, 3, padding=1), nn.Sigmoid()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.net(z)
+
+
+@dataclass(frozen=True)
+class InversionSpec:
+    """One inversion attack: the target's spec, the layer, and the decoder's training budget."""
+
+    target: ExperimentSpec
+    layer: str
+    epochs: int = 5
+    n_train: int | None = None  # decoder training images from the target's members (None: all)
+    batch_size: int = 128
+    lr: float = 1e-3
+    n_examples: int = 8  # test reconstructions kept for figures
+    code_version: int = 1
+
+    def __post_init__(self):
+        if self.layer not in LAYERS:
+            raise ValueError(f"unknown layer {self.layer!r}; choose one of {', '.join(LAYERS)}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be >= 1")
+
+
+def _images(ds, x_uint8):
+    return normalize(x_uint8, ds.mean, ds.std), x_uint8.float() / 255
+
+
+def _fit(spec: InversionSpec) -> tuple[dict, dict]:
+    ds, split = _data_and_split(spec.target)
+    target = trained_model(spec.target).cpu()
+    prefix = Prefix(target, spec.layer)
+    members = split.target_train if spec.n_train is None else split.target_train[:spec.n_train]
+    x_train = ds.x_train[torch.as_tensor(members)]
+    torch.manual_seed(spec.target.seed)
+    with torch.no_grad():
+        feature_shape = tuple(prefix(normalize(x_train[:2], ds.mean, ds.std)).shape[1:])
+    decoder = Decoder(feature_shape, ds.shape)
+    opt = torch.optim.Adam(decoder.parameters(), lr=spec.lr)
+    gen = torch.Generator().manual_seed(spec.target.seed)
+    t0, history = time.perf_counter(), []
+    for epoch in tqdm(range(spec.epochs), desc=f"inversion {spec.layer}", disable=quiet(), leave=False):
+        perm, tot = torch.randperm(len(x_train), generator=gen), 0.0
+        for i in range(0, len(perm), spec.batch_size):
+            x, target_img = _images(ds, x_train[perm[i:i + spec.batch_size]])
+            loss = F.mse_loss(decoder(prefix(x)), target_img)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tot += loss.item() * len(x)
+        history.append({"epoch": epoch + 1, "train_mse": tot / len(perm)})
+    decoder.eval()
+    se, recon = 0.0, []
+    with torch.no_grad():
+        for i in range(0, len(ds.y_test), 1000):
+            x, target_img = _images(ds, ds.x_test[i:i + 1000])
+            out = decoder(prefix(x))
+            se += F.mse_loss(out, target_img, reduction="sum").item()
+            if i == 0:
+                recon = (out[:spec.n_examples] * 255).round().to(torch.uint8)
+    result = {"test_mse": se / ds.x_test.numel(), "history": history, "feature_shape": list(feature_shape),
+              "seconds": time.perf_counter() - t0}
+    return result, {"reconstructions": recon.numpy(), "originals": ds.x_test[:spec.n_examples].numpy()}
+
+
+def run_inversion(spec: InversionSpec, store: Store | None = None) -> Entry:
+    """The stored inversion result of ``spec`` (computed and stored first when absent)."""
+    store = store or Store()
+    key = "inv-" + spec_key(spec, TRAINING_COMPONENTS)
+    if store.has(key):
+        return store.load(key)
+    result, arrays = _fit(spec)
+    return store.save(key, spec, result, arrays)
