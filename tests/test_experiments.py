@@ -3,6 +3,7 @@ import pytest
 from mcmia_lib.experiments import METHODS, mcmia_spec
 from mcmia_lib.runner import training_key
 from mcmia_lib.store import spec_key
+from mcmia_lib.defenses.regularization import Regularization
 
 P = dict(dataset="digits", model="mlp", n_target=300, epochs=3, batch_size=32, lr=1e-3, optimizer="adam",
          rates=[0.5, 0.5, 0.5], admm_epochs=1, retrain_epochs=1, rho=1e-3, rho_growth=1.0, minmax_lam=1.0,
@@ -42,3 +43,21 @@ def test_per_model_overrides():
         {**chapter, "overrides": {"mlp": {"depthwise_rate": 0.5}}}, "mlp", 10, (1, 8, 8))["rates"]  # no depthwise
     with pytest.raises(ValueError, match=r"overrides name models \['vgg16'\]"):
         per_model_params({**chapter, "overrides": {"vgg16": {}}}, "mlp", 10, (1, 8, 8))
+
+
+def test_lomurno_specs_differ_only_in_their_defense():
+    from mcmia_lib.experiments import lomurno_configs, lomurno_spec
+    p = {"dataset": "mnist", "model": "lomurno_cnn", "n_target": 1000, "epochs": 3, "batch_size": 200, "lr": 0.1,
+         "epsilons": [2, 4, 8], "delta": 1e-5, "max_grad_norm": 1.0, "l2": 0.02, "dropout": 0.2, "nn_epochs": 0}
+    configs = lomurno_configs(p["epsilons"])
+    assert configs == ["Baseline", "DP eps=2", "DP eps=4", "DP eps=8", "L2", "Dropout", "L2+Dropout"]
+    specs = {c: lomurno_spec(p, c, 1) for c in configs}
+    base = specs["Baseline"]
+    assert base.dp is None and base.regularization is None and base.nn_attack is None and base.tfp_attack
+    for c, s in specs.items():
+        assert (s.dataset, s.n_target, s.seed, s.train) == (base.dataset, base.n_target, base.seed, base.train)
+    assert specs["DP eps=4"].dp.target_epsilon == 4.0 and specs["DP eps=4"].regularization is None
+    assert specs["L2+Dropout"].regularization == Regularization(l2_last=0.02, dropout=0.2)
+    assert specs["Dropout"].regularization.l2_last is None
+    with pytest.raises(ValueError, match="unknown configuration 'DP eps=3'"):
+        lomurno_spec(p, "DP eps=3", 0)

@@ -8,8 +8,10 @@ prune, masked retraining), ``minmax`` (Nasr et al.'s adversarial regularization)
 from __future__ import annotations
 
 from .attacks import NNAttackConfig
+from .defenses.dp import DPSGD
 from .defenses.minmax import MinMax
 from .defenses.pruning import ADMMPruning
+from .defenses.regularization import Regularization
 from .runner import ExperimentSpec
 from .train import TrainConfig
 
@@ -53,3 +55,28 @@ def per_model_params(p: dict, model: str, num_classes: int, in_shape: tuple) -> 
            **p.get("overrides", {}).get(model, {})}
     return {**own, "model": model, "width": p["widths"][model],
             "rates": rates_for_compression(net, p["compression"][model], own["first_rate"], own.get("depthwise_rate"))}
+
+
+def lomurno_configs(epsilons) -> list[str]:
+    """004's seven target configurations (its tables' columns), with the DP ones at ``epsilons``."""
+    return ["Baseline", *(f"DP eps={e:g}" for e in epsilons), "L2", "Dropout", "L2+Dropout"]
+
+
+def lomurno_spec(p: dict, config: str, seed: int) -> ExperimentSpec:
+    """Spec of one of 004's configurations (``lomurno_configs``) for parameters ``p`` (dataset, model, width,
+    n_target, epochs, batch_size, lr, momentum, epsilons, delta, max_grad_norm, l2, dropout, nn_epochs):
+    same data, epochs, batch and SGD for all (004 Sec. 5); DP-SGD at the target ε, L2 on the prediction
+    layer, dropout. Every spec runs 004's attack (``tfp_attack``) and our common ones."""
+    if config not in lomurno_configs(p["epsilons"]):
+        raise ValueError(f"unknown configuration {config!r}; choose one of {lomurno_configs(p['epsilons'])}")
+    dp = DPSGD(target_epsilon=float(config.split("=")[1]), delta=p["delta"], max_grad_norm=p["max_grad_norm"]) \
+        if config.startswith("DP") else None
+    l2 = p["l2"] if "L2" in config else None
+    dropout = p["dropout"] if "Dropout" in config else None
+    return ExperimentSpec(
+        dataset=p["dataset"], model=p["model"], width=p.get("width", 1.0), n_target=p.get("n_target"), seed=seed,
+        train=TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], optimizer="sgd",
+                          momentum=p.get("momentum", 0.0), curve_subset=p.get("curve_subset")),
+        nn_attack=NNAttackConfig(epochs=p["nn_epochs"], init="default") if p.get("nn_epochs") else None,
+        regularization=Regularization(l2_last=l2, dropout=dropout) if l2 or dropout else None,
+        dp=dp, tfp_attack=True)
