@@ -4,7 +4,7 @@ Adam 1e-3) learns to reconstruct the input image from that layer's output. The r
 test set measures how much of the input the layer gives away (lower = better for the attacker); "Prediction"
 is the black-box case (the softmax output).
 
-004 prints no decoder sizes: ours maps the layer output to 64 channels (a dense layer to a (64, H/4, W/4)
+004 prints no decoder sizes: ours maps the layer output to 32 channels (a dense layer to a (32, H/4, W/4)
 map for vectors, a 1×1 convolution for maps), doubles the resolution with nearest upsampling + 3×3
 convolution blocks until it is the image's, then a 3×3 convolution and the 3×3 output convolution. The attacker trains on the target's training images (its members)
 and is evaluated on the test set, as 004's Table 4 reports test-set scores.
@@ -23,7 +23,7 @@ from tqdm import tqdm
 from .data import normalize
 from .runner import ExperimentSpec, _data_and_split, trained_model
 from .store import Entry, Store, TRAINING_COMPONENTS, spec_key
-from .train import quiet
+from .train import curve_indices, quiet
 
 LAYERS = ("Conv1", "MaxPool1", "Conv2", "MaxPool2", "Conv3", "MaxPool3", "Dense", "Prediction")
 
@@ -65,7 +65,7 @@ class Prefix(nn.Module):
 class Decoder(nn.Module):
     """Layer output -> image in [0, 1] (see the module docstring)."""
 
-    def __init__(self, feature_shape: tuple, image_shape: tuple, width: int = 64):
+    def __init__(self, feature_shape: tuple, image_shape: tuple, width: int = 32):
         super().__init__()
         c, h, w = image_shape
         if len(feature_shape) == 1:
@@ -94,6 +94,7 @@ class InversionSpec:
     n_train: int | None = None  # decoder training images from the target's members (None: all)
     batch_size: int = 128
     lr: float = 1e-3
+    n_test: int | None = None  # test images for the MSE: a fixed random subset of this many (None: all)
     n_examples: int = 8  # test reconstructions kept for figures
     code_version: int = 1
 
@@ -132,17 +133,18 @@ def _fit(spec: InversionSpec) -> tuple[dict, dict]:
             tot += loss.item() * len(x)
         history.append({"epoch": epoch + 1, "train_mse": tot / len(perm)})
     decoder.eval()
+    x_test = ds.x_test[curve_indices(len(ds.y_test), spec.n_test)]
     se, recon = 0.0, []
     with torch.no_grad():
-        for i in range(0, len(ds.y_test), 1000):
-            x, target_img = _images(ds, ds.x_test[i:i + 1000])
+        for i in range(0, len(x_test), 1000):
+            x, target_img = _images(ds, x_test[i:i + 1000])
             out = decoder(prefix(x))
             se += F.mse_loss(out, target_img, reduction="sum").item()
             if i == 0:
                 recon = (out[:spec.n_examples] * 255).round().to(torch.uint8)
-    result = {"test_mse": se / ds.x_test.numel(), "history": history, "feature_shape": list(feature_shape),
-              "seconds": time.perf_counter() - t0}
-    return result, {"reconstructions": recon.numpy(), "originals": ds.x_test[:spec.n_examples].numpy()}
+    result = {"test_mse": se / x_test.numel(), "n_test": len(x_test), "history": history,
+              "feature_shape": list(feature_shape), "seconds": time.perf_counter() - t0}
+    return result, {"reconstructions": recon.numpy(), "originals": x_test[:spec.n_examples].numpy()}
 
 
 def run_inversion(spec: InversionSpec, store: Store | None = None) -> Entry:

@@ -180,3 +180,54 @@ def minmax_gain_curves(entries_by_label: dict, title: str = ""):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def inversion_mse_bars(df: pd.DataFrame, title: str = ""):
+    """004 Fig. 4: reconstruction MSE from each layer of the undefended target (one bar per layer, one
+    colour per dataset). ``df``: columns layer, dataset, test MSE."""
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    sns.barplot(df, x="layer", y="test MSE", hue="dataset", ax=ax)
+    ax.set_ylabel("reconstruction MSE (test set)")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def reconstructions(rows: dict, originals: np.ndarray, layers, title: str = ""):
+    """004 Fig. 5: for one test image, the original and its reconstruction from each layer (columns), one row
+    per configuration. ``rows``: configuration -> list of uint8 images (C, H, W), one per layer."""
+    def show(ax, img):
+        img = np.asarray(img)
+        ax.imshow(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0), cmap="gray", vmin=0, vmax=255)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig, axes = plt.subplots(len(rows), len(layers) + 1, figsize=(1.3 * (len(layers) + 1), 1.4 * len(rows)),
+                             squeeze=False)
+    for r, (config, images) in enumerate(rows.items()):
+        show(axes[r, 0], originals)
+        axes[r, 0].set_ylabel(config, rotation=0, ha="right", va="center", fontsize=9)
+        for c, img in enumerate(images):
+            show(axes[r, c + 1], img)
+            if r == 0:
+                axes[r, c + 1].set_title(layers[c], fontsize=9)
+    axes[0, 0].set_title("original", fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def tradeoff(df: pd.DataFrame, title: str = ""):
+    """004 Fig. 6: test accuracy against the change of the black-box inversion MSE (left) and of the MIA AUC
+    (right), in % of the baseline, averaged over datasets; marker size = training time relative to the
+    baseline. ``df``: columns configuration, accuracy, MSE change (%), AUC change (%), time ratio."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, x in zip(axes, ("MSE change (%)", "AUC change (%)")):
+        sns.scatterplot(df, x=x, y="accuracy", hue="configuration", size="time ratio", sizes=(40, 400), ax=ax,
+                        legend=ax is axes[1])
+        ax.axvline(0, ls=":", c="grey")
+    axes[0].set_title("black-box model inversion (higher = better defended)")
+    axes[1].set_title("membership inference (lower = better defended)")
+    sns.move_legend(axes[1], "upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

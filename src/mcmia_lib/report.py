@@ -209,12 +209,14 @@ def js_table(entries_by_label: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("method")
 
 
-def reference_table(tables, ours: dict, rows=None, digits: int = 2, missing: str = "not run here") -> pd.DataFrame:
+def reference_table(tables, ours: dict, rows=None, digits: int = 2, missing: str = "not run here",
+                    name: str = "mcmia") -> pd.DataFrame:
     """Every printed cell of ``tables`` (pairs (paper, table), e.g. ("000", "II"), ("001", "1")) whose row is
     in ``rows`` (default all), with the other copy's value where 000 and 001 differ, and ours beside it:
-    ``ours[(row, column)]`` = per-seed values in the paper's unit; other cells show ``missing``."""
+    ``ours[(row, column)]`` = per-seed values in the paper's unit; other cells show ``missing``. ``name``:
+    the reference file (``data/reference/<name>.yaml``)."""
     cells: dict = {}
-    for r in load_reference():
+    for r in load_reference(name):
         if (r["paper"], r["table"]) in set(tables) and (rows is None or r["row"] in rows):
             cells.setdefault((r["row"], r["column"]), []).append(r)
     out = []
