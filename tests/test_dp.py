@@ -150,3 +150,24 @@ def test_dropout_layers_where_004_puts_them(digits):
     assert not any(k == "Dropout" for k in map(lambda x: type(x).__name__, lomurno(digits)))
     with pytest.raises(ValueError, match="lenet5 has no dropout layers"):
         models.build_model("lenet5", 10, (1, 28, 28), dropout=0.2)
+
+
+def test_a_dp_run_resumed_from_its_checkpoint_ends_where_an_uninterrupted_one_does(tmp_path, digits):
+    class Crash:
+        def after_epoch(self, epoch, model, record):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    three = train.TrainConfig(epochs=3, batch_size=40, lr=0.1, optimizer="sgd", momentum=0.0)
+    ref = lomurno(digits)
+    ref_hist = train.train(ref, digits, range(800), three, seed=0, hooks=[DPHook(DPSGD(noise_multiplier=1.0))])
+    ckpt = tmp_path / "run.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        train.train(lomurno(digits), digits, range(800), three, seed=0,
+                    hooks=[DPHook(DPSGD(noise_multiplier=1.0)), Crash()], checkpoint=ckpt)
+    resumed = lomurno(digits)
+    hist = train.train(resumed, digits, range(800), three, seed=0, hooks=[DPHook(DPSGD(noise_multiplier=1.0))],
+                       checkpoint=ckpt)
+    for a, b in zip(ref.parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b)
+    assert [h["dp_epsilon"] for h in hist] == [h["dp_epsilon"] for h in ref_hist]
