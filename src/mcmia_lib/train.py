@@ -116,7 +116,8 @@ def _save_checkpoint(path: Path, state: dict) -> None:
 def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed: int, hooks=(),
           eval_test: bool = True, checkpoint: Path | None = None, desc: str = "train") -> list[dict]:
     """Train ``model`` in place on ``ds.x_train[train_idx]``; return one record per epoch
-    (lr, train loss/acc as running means over the epoch, test loss/acc at the epoch's end, seconds).
+    (lr, train loss/acc as running means over the epoch, test loss/acc at the epoch's end, seconds of the
+    optimisation steps alone and of the whole epoch with its evaluations).
 
     Deterministic for a given ``seed`` on a given device. With ``checkpoint``, the state is saved
     atomically after every epoch and a rerun resumes from it (loaded with ``weights_only=True``); the
@@ -178,7 +179,7 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
                 if hasattr(h, "after_step"):
                     h.after_step(model)
         record = {"epoch": epoch + 1, "lr": lr, "train_loss": tot_loss.item() / max(seen, 1),
-                  "train_acc": tot_correct.item() / max(seen, 1)}
+                  "train_acc": tot_correct.item() / max(seen, 1), "step_seconds": time.perf_counter() - t0}
         if eval_test:
             record["test_loss"], record["test_acc"] = _evaluate(model, x_test, y_test, ds)
         for h in hooks:
