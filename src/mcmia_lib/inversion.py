@@ -21,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .data import normalize
-from .runner import ExperimentSpec, _data_and_split, trained_model
+from .runner import ExperimentSpec, data_and_split, trained_model
 from .store import Entry, Store, TRAINING_COMPONENTS, spec_key
 from .train import curve_indices, quiet
 
@@ -110,7 +110,7 @@ def _images(ds, x_uint8):
 
 
 def _fit(spec: InversionSpec) -> tuple[dict, dict]:
-    ds, split = _data_and_split(spec.target)
+    ds, split = data_and_split(spec.target)
     target = trained_model(spec.target).cpu()
     prefix = Prefix(target, spec.layer)
     members = split.target_train if spec.n_train is None else split.target_train[:spec.n_train]

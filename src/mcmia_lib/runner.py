@@ -159,20 +159,21 @@ def _trained_target(spec: ExperimentSpec, ds, split, device) -> tuple[torch.nn.M
     return model, h0 + h1 + h2, s0 + s1 + s2
 
 
-def _data_and_split(spec: ExperimentSpec):
+def data_and_split(spec: ExperimentSpec):
+    """The spec's dataset (loaded once per process) and its membership split."""
     ds = _dataset(spec.dataset)
     return ds, membership_split(len(ds.y_train), len(ds.y_test), spec.seed, spec.n_target)
 
 
 def trained_model(spec: ExperimentSpec) -> torch.nn.Module:
     """The trained target of ``spec`` (loaded from data/weights, or trained and cached there), in eval mode."""
-    ds, split = _data_and_split(spec)
+    ds, split = data_and_split(spec)
     return _trained_target(spec, ds, split, default_device())[0].eval()
 
 
 def _compute(spec: ExperimentSpec) -> tuple[dict, dict]:
     device = default_device()
-    ds, split = _data_and_split(spec)
+    ds, split = data_and_split(spec)
     model, history, t_train = _trained_target(spec, ds, split, device)
     t0 = time.perf_counter()
 

@@ -66,7 +66,6 @@ class DPHook:
 
     def __init__(self, dp: DPSGD):
         self.dp = dp
-        self.steps = 0
 
     def configure(self, model: nn.Module, optimizer, cfg, n: int):
         from opacus import PrivacyEngine
