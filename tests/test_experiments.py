@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from mcmia_lib.experiments import METHODS, mcmia_spec
@@ -61,3 +62,60 @@ def test_lomurno_specs_differ_only_in_their_defense():
     assert specs["Dropout"].regularization.l2_last is None
     with pytest.raises(ValueError, match="unknown configuration 'DP eps=3'"):
         lomurno_spec(p, "DP eps=3", 0)
+
+
+def test_validation_indices_are_held_out_members_excluded(tmp_store):
+    from mcmia_lib.runner import ExperimentSpec, data_and_split, validation_accuracy, validation_indices
+    from mcmia_lib.train import TrainConfig
+    spec = ExperimentSpec("digits", "mlp", TrainConfig(epochs=5, batch_size=64, lr=1e-3, optimizer="adam"),
+                          n_target=500, nn_attack=None)
+    _, split = data_and_split(spec)
+    idx = validation_indices(spec, 300)
+    assert len(np.unique(idx)) == 300 and not np.intersect1d(idx, split.target_train).size
+    assert np.array_equal(idx, validation_indices(spec, 300))
+    assert not np.array_equal(idx, validation_indices(spec.with_seed(1), 300))
+    assert validation_accuracy(spec, 300) > 0.5  # a trained model on 10 classes, unseen images
+    with pytest.raises(ValueError, match="training images lie outside the 500 members"):
+        validation_indices(spec, 5000)
+
+
+def test_choose_clip_keeps_the_best_mean_validation_accuracy(monkeypatch):
+    from mcmia_lib import experiments
+    seen = []
+
+    def fake(spec, n):
+        seen.append((spec.dp.max_grad_norm, spec.dp.target_epsilon, spec.seed, n))
+        return {1.0: 0.80, 3.0: 0.90, 10.0: 0.90}[spec.dp.max_grad_norm] + spec.dp.target_epsilon / 1000
+    monkeypatch.setattr(experiments, "validation_accuracy", fake)
+    p = {"dataset": "mnist", "model": "lomurno_cnn", "n_target": 1000, "epochs": 3, "batch_size": 200, "lr": 0.1,
+         "epsilons": [4, 2, 8], "delta": 1e-5, "l2": 0.02, "dropout": 0.2, "nn_epochs": 0,
+         "clip_candidates": [1, 3, 10]}
+    c, rows = experiments.choose_clip(p, seed=0, n_val=123)
+    assert c == 3.0  # tie with 10 goes to the smaller norm
+    assert sorted(seen) == [(c, e, 0, 123) for c in (1.0, 3.0, 10.0) for e in (2.0, 8.0)]  # smallest and largest ε
+    assert len(rows) == 6 and {r["epsilon"] for r in rows} == {2, 8}
+    with pytest.raises(ValueError, match="clip_candidates"):
+        experiments.choose_clip({**p, "clip_candidates": []})
+
+
+def test_table_i_rows_train_dp_on_the_mcmia_members():
+    from mcmia_lib.experiments import dp_column_spec, mcmia_spec, table_i_rows
+    from mcmia_lib.models import build_model
+    from mcmia_lib.report import profile_params
+    t = {"epsilon": 6.28, "epochs": 2, "batch_size": 100, "lr": 0.1, "momentum": 0.0, "curve_subset": 100,
+         "nn_epochs": 3, "cnn_width": 0.5, "cnn_compression": 10.0}
+    lenet, cifar = profile_params("mcmia_lenet5", "cpu"), profile_params("mcmia_cifar10", "cpu")
+    rows = table_i_rows(t, lenet, cifar, {"mnist": 3.0, "cifar10": 10.0}, 1e-5)
+    assert list(rows) == ["MNIST-LeNet-5", "CIFAR-10-CNN"]
+    for row, (dp_p, mcmia_p) in rows.items():
+        dp, mc = dp_column_spec(dp_p, 2), mcmia_spec(mcmia_p, "pruning", 2)
+        assert (dp.dataset, dp.model, dp.width, dp.n_target, dp.seed) == (mc.dataset, mc.model, mc.width,
+                                                                            mc.n_target, mc.seed)
+        assert dp.dp.target_epsilon == 6.28 and dp.train.optimizer == "sgd" and dp.nn_attack.epochs == 3
+        assert dp.dp.max_grad_norm == {"mnist": 3.0, "cifar10": 10.0}[dp.dataset]
+    assert rows["MNIST-LeNet-5"][1] is lenet  # the LeNet-5 chapter's own entries
+    cnn = rows["CIFAR-10-CNN"][1]
+    net = build_model("cifar_cnn", 10, (3, 32, 32), 0.5)
+    weights = [m.weight.numel() for m in net.modules() if hasattr(m, "weight") and m.weight.dim() > 1]
+    kept = sum(w * (1 - r) for w, r in zip(weights, cnn["rates"]))
+    assert abs(sum(weights) / kept - 10.0) < 0.5 and cnn["width"] == 0.5 and cnn["n_target"] == cifar["n_target"]

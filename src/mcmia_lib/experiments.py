@@ -7,12 +7,14 @@ prune, masked retraining), ``minmax`` (Nasr et al.'s adversarial regularization)
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .attacks import NNAttackConfig
 from .defenses.dp import DPSGD
 from .defenses.minmax import MinMax
 from .defenses.pruning import ADMMPruning
 from .defenses.regularization import Regularization
-from .runner import ExperimentSpec
+from .runner import ExperimentSpec, validation_accuracy
 from .train import TrainConfig
 
 METHODS = ("baseline", "pruning", "minmax", "pruning+minmax")
@@ -64,7 +66,8 @@ def lomurno_configs(epsilons) -> list[str]:
 
 def lomurno_spec(p: dict, config: str, seed: int) -> ExperimentSpec:
     """Spec of one of 004's configurations (``lomurno_configs``) for parameters ``p`` (dataset, model, width,
-    n_target, epochs, batch_size, lr, momentum, epsilons, delta, max_grad_norm, l2, dropout, nn_epochs):
+    n_target, epochs, batch_size, lr, momentum, epsilons, delta, max_grad_norm (e.g. from
+    ``choose_clip``), l2, dropout, nn_epochs):
     same data, epochs, batch and SGD for all (004 Sec. 5); DP-SGD at the target ε, L2 on the prediction
     layer, dropout. Every spec runs 004's attack (``tfp_attack``) and our common ones."""
     if config not in lomurno_configs(p["epsilons"]):
@@ -80,3 +83,45 @@ def lomurno_spec(p: dict, config: str, seed: int) -> ExperimentSpec:
         nn_attack=NNAttackConfig(epochs=p["nn_epochs"], init="default") if p.get("nn_epochs") else None,
         regularization=Regularization(l2_last=l2, dropout=dropout) if l2 or dropout else None,
         dp=dp, tfp_attack=True)
+
+
+def choose_clip(p: dict, seed: int = 0, n_val: int = 5000) -> tuple[float, list[dict]]:
+    """DP-SGD's clipping norm C for ``p["dataset"]``: of ``p["clip_candidates"]``, the one whose DP-SGD targets
+    at the smallest and the largest ε of ``p["epsilons"]`` reach the best mean accuracy on ``n_val`` held-out
+    training images (``validation_accuracy``; 004 prints no C). Returns (C, one row per candidate and ε)."""
+    if not p.get("clip_candidates"):
+        raise ValueError("choose_clip needs clip_candidates, e.g. [1, 3, 10]")
+    rows = [{"C": float(c), "epsilon": e,
+             "validation accuracy": validation_accuracy(
+                 lomurno_spec({**p, "max_grad_norm": float(c)}, f"DP eps={e:g}", seed), n_val)}
+            for c in p["clip_candidates"] for e in sorted({min(p["epsilons"]), max(p["epsilons"])})]
+    score = {c: np.mean([r["validation accuracy"] for r in rows if r["C"] == c]) for c in {r["C"] for r in rows}}
+    return max(score, key=lambda c: (score[c], -c)), rows
+
+
+def dp_column_spec(p: dict, seed: int) -> ExperimentSpec:
+    """000 Table I's DP column: ``p["model"]`` on ``p["dataset"]`` trained with DP-SGD (Opacus, SGD) at
+    ``p["epsilon"]`` (000: 6.28 for MNIST-LeNet-5) and attacked with the NN attack of the MCMIA chapters, so
+    that its attack accuracy compares with their MCMIA-Pruning column. Parameters: dataset, model, width,
+    n_target, epochs, batch_size, lr, momentum, curve_subset, epsilon, delta, max_grad_norm, nn_epochs."""
+    return ExperimentSpec(
+        dataset=p["dataset"], model=p["model"], width=p.get("width", 1.0), n_target=p.get("n_target"), seed=seed,
+        train=TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], optimizer="sgd",
+                          momentum=p.get("momentum", 0.0), curve_subset=p.get("curve_subset")),
+        nn_attack=NNAttackConfig(epochs=p["nn_epochs"], init="default"),
+        dp=DPSGD(target_epsilon=p["epsilon"], delta=p["delta"], max_grad_norm=p["max_grad_norm"]))
+
+
+def table_i_rows(t: dict, lenet: dict, cifar: dict, clip: dict, delta: float) -> dict[str, tuple[dict, dict]]:
+    """000 Table I's two rows as (DP column parameters for ``dp_column_spec``, MCMIA-Pruning column parameters
+    for ``mcmia_spec``). MNIST-LeNet-5: the LeNet-5 chapter's profile ``lenet``. CIFAR-10-CNN: the CIFAR
+    chapter's common settings ``cifar`` on ``cifar_cnn`` at width ``t["cnn_width"]``, pruned to
+    ``t["cnn_compression"]`` (000 prints none for this CNN). The DP targets train with ``t``'s SGD settings on
+    the same members, at ε = ``t["epsilon"]`` and the clipping norm ``clip[dataset]``."""
+    cnn = per_model_params({**cifar, "widths": {"cifar_cnn": t["cnn_width"]},
+                            "compression": {"cifar_cnn": t["cnn_compression"]}, "overrides": {}},
+                           "cifar_cnn", 10, (3, 32, 32))
+    dp = {k: t[k] for k in ("epsilon", "epochs", "batch_size", "lr", "momentum", "curve_subset", "nn_epochs")}
+    return {row: ({**dp, "dataset": m["dataset"], "model": m["model"], "width": m.get("width", 1.0),
+                   "n_target": m.get("n_target"), "delta": delta, "max_grad_norm": clip[m["dataset"]]}, m)
+            for row, m in (("MNIST-LeNet-5", lenet), ("CIFAR-10-CNN", cnn))}

@@ -171,6 +171,25 @@ def trained_model(spec: ExperimentSpec) -> torch.nn.Module:
     return _trained_target(spec, ds, split, default_device())[0].eval()
 
 
+def validation_indices(spec: ExperimentSpec, n: int = 5000) -> np.ndarray:
+    """``n`` training-set indices outside the target's members (a fixed draw per split seed): held-out data
+    for choosing hyperparameters without looking at the test set or the attack's data."""
+    ds, split = data_and_split(spec)
+    rest = np.setdiff1d(np.arange(len(ds.y_train)), split.target_train)
+    if len(rest) < n:
+        raise ValueError(f"only {len(rest)} training images lie outside the {len(split.target_train)} members of "
+                         f"{spec.dataset}; lower n (got {n}) or n_target")
+    return np.sort(np.random.default_rng([spec.seed, 2]).choice(rest, n, replace=False))
+
+
+def validation_accuracy(spec: ExperimentSpec, n: int = 5000) -> float:
+    """Accuracy of the trained target of ``spec`` on its ``validation_indices``."""
+    ds, _ = data_and_split(spec)
+    idx = torch.as_tensor(validation_indices(spec, n))
+    pred = predict(trained_model(spec), ds.x_train[idx].to(default_device()), ds).argmax(1).cpu()
+    return float((pred == ds.y_train[idx]).float().mean())
+
+
 def _compute(spec: ExperimentSpec) -> tuple[dict, dict]:
     device = default_device()
     ds, split = data_and_split(spec)
