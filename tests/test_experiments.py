@@ -79,21 +79,25 @@ def test_validation_indices_are_held_out_members_excluded(tmp_store):
         validation_indices(spec, 5000)
 
 
-def test_choose_clip_keeps_the_best_mean_validation_accuracy(monkeypatch):
+def test_choose_clip_keeps_the_best_validation_accuracy_per_epsilon(monkeypatch):
     from mcmia_lib import experiments
     seen = []
+    acc = {(2.0, 1.0): 0.80, (2.0, 3.0): 0.90, (2.0, 10.0): 0.90, (8.0, 1.0): 0.8, (8.0, 3.0): 0.85,
+           (8.0, 10.0): 0.95}
 
     def fake(spec, n):
-        seen.append((spec.dp.max_grad_norm, spec.dp.target_epsilon, spec.seed, n))
-        return {1.0: 0.80, 3.0: 0.90, 10.0: 0.90}[spec.dp.max_grad_norm] + spec.dp.target_epsilon / 1000
+        seen.append((spec.dp.target_epsilon, spec.dp.max_grad_norm, spec.seed, n))
+        return acc[(spec.dp.target_epsilon, spec.dp.max_grad_norm)]
     monkeypatch.setattr(experiments, "validation_accuracy", fake)
     p = {"dataset": "mnist", "model": "lomurno_cnn", "n_target": 1000, "epochs": 3, "batch_size": 200, "lr": 0.1,
-         "epsilons": [4, 2, 8], "delta": 1e-5, "l2": 0.02, "dropout": 0.2, "nn_epochs": 0,
+         "epsilons": [8, 2], "delta": 1e-5, "l2": 0.02, "dropout": 0.2, "nn_epochs": 0,
          "clip_candidates": [1, 3, 10]}
-    c, rows = experiments.choose_clip(p, seed=0, n_val=123)
-    assert c == 3.0  # tie with 10 goes to the smaller norm
-    assert sorted(seen) == [(c, e, 0, 123) for c in (1.0, 3.0, 10.0) for e in (2.0, 8.0)]  # smallest and largest ε
-    assert len(rows) == 6 and {r["epsilon"] for r in rows} == {2, 8}
+    best, rows = experiments.choose_clip(p, seed=0, n_val=123)
+    assert best == {2: 3.0, 8: 10.0}  # the tie at eps 2 goes to the smaller norm
+    assert sorted(seen) == sorted((e, c, 0, 123) for e, c in acc)
+    assert len(rows) == 6
+    spec = experiments.lomurno_spec({**p, "max_grad_norm": best}, "DP eps=8", 0)
+    assert spec.dp.max_grad_norm == 10.0 and spec.dp.target_epsilon == 8.0
     with pytest.raises(ValueError, match="clip_candidates"):
         experiments.choose_clip({**p, "clip_candidates": []})
 
@@ -105,7 +109,7 @@ def test_table_i_rows_train_dp_on_the_mcmia_members():
     t = {"epsilon": 6.28, "epochs": 2, "batch_size": 100, "lr": 0.1, "momentum": 0.0, "curve_subset": 100,
          "nn_epochs": 3, "cnn_width": 0.5, "cnn_compression": 10.0}
     lenet, cifar = profile_params("mcmia_lenet5", "cpu"), profile_params("mcmia_cifar10", "cpu")
-    rows = table_i_rows(t, lenet, cifar, {"mnist": 3.0, "cifar10": 10.0}, 1e-5)
+    rows = table_i_rows(t, lenet, cifar, {"mnist": {2: 1.0, 4: 3.0, 8: 3.0}, "cifar10": {2: 3.0, 8: 10.0}}, 1e-5)
     assert list(rows) == ["MNIST-LeNet-5", "CIFAR-10-CNN"]
     for row, (dp_p, mcmia_p) in rows.items():
         dp, mc = dp_column_spec(dp_p, 2), mcmia_spec(mcmia_p, "pruning", 2)
@@ -119,3 +123,10 @@ def test_table_i_rows_train_dp_on_the_mcmia_members():
     weights = [m.weight.numel() for m in net.modules() if hasattr(m, "weight") and m.weight.dim() > 1]
     kept = sum(w * (1 - r) for w, r in zip(weights, cnn["rates"]))
     assert abs(sum(weights) / kept - 10.0) < 0.5 and cnn["width"] == 0.5 and cnn["n_target"] == cifar["n_target"]
+
+
+def test_choose_clip_takes_a_single_candidate_without_training(monkeypatch):
+    from mcmia_lib import experiments
+    monkeypatch.setattr(experiments, "validation_accuracy", lambda *a: pytest.fail("nothing to choose"))
+    best, rows = experiments.choose_clip({"epsilons": [2, 8], "clip_candidates": [3]})
+    assert best == {2: 3.0, 8: 3.0} and rows == []

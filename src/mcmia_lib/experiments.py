@@ -66,14 +66,17 @@ def lomurno_configs(epsilons) -> list[str]:
 
 def lomurno_spec(p: dict, config: str, seed: int) -> ExperimentSpec:
     """Spec of one of 004's configurations (``lomurno_configs``) for parameters ``p`` (dataset, model, width,
-    n_target, epochs, batch_size, lr, momentum, epsilons, delta, max_grad_norm (e.g. from
-    ``choose_clip``), l2, dropout, nn_epochs):
+    n_target, epochs, batch_size, lr, momentum, epsilons, delta, max_grad_norm (one C, or
+    {ε: C} from ``choose_clip``), l2, dropout, nn_epochs):
     same data, epochs, batch and SGD for all (004 Sec. 5); DP-SGD at the target ε, L2 on the prediction
     layer, dropout. Every spec runs 004's attack (``tfp_attack``) and our common ones."""
     if config not in lomurno_configs(p["epsilons"]):
         raise ValueError(f"unknown configuration {config!r}; choose one of {lomurno_configs(p['epsilons'])}")
-    dp = DPSGD(target_epsilon=float(config.split("=")[1]), delta=p["delta"], max_grad_norm=p["max_grad_norm"]) \
-        if config.startswith("DP") else None
+    dp = None
+    if config.startswith("DP"):
+        eps = float(config.split("=")[1])
+        clip = p["max_grad_norm"][eps] if isinstance(p["max_grad_norm"], dict) else p["max_grad_norm"]
+        dp = DPSGD(target_epsilon=eps, delta=p["delta"], max_grad_norm=float(clip))
     l2 = p["l2"] if "L2" in config else None
     dropout = p["dropout"] if "Dropout" in config else None
     return ExperimentSpec(
@@ -85,18 +88,22 @@ def lomurno_spec(p: dict, config: str, seed: int) -> ExperimentSpec:
         dp=dp, tfp_attack=True)
 
 
-def choose_clip(p: dict, seed: int = 0, n_val: int = 5000) -> tuple[float, list[dict]]:
-    """DP-SGD's clipping norm C for ``p["dataset"]``: of ``p["clip_candidates"]``, the one whose DP-SGD targets
-    at the smallest and the largest ε of ``p["epsilons"]`` reach the best mean accuracy on ``n_val`` held-out
-    training images (``validation_accuracy``; 004 prints no C). Returns (C, one row per candidate and ε)."""
+def choose_clip(p: dict, seed: int = 0, n_val: int = 5000) -> tuple[dict[float, float], list[dict]]:
+    """DP-SGD's clipping norm C for ``p["dataset"]`` at each ε of ``p["epsilons"]`` (004 prints none): of
+    ``p["clip_candidates"]``, the one whose DP-SGD target reaches the best accuracy on ``n_val`` held-out
+    training images (``validation_accuracy``; ties go to the smaller C; a single candidate is taken as is). Returns ({ε: C}, one row per ε and
+    candidate)."""
     if not p.get("clip_candidates"):
         raise ValueError("choose_clip needs clip_candidates, e.g. [1, 3, 10]")
-    rows = [{"C": float(c), "epsilon": e,
-             "validation accuracy": validation_accuracy(
-                 lomurno_spec({**p, "max_grad_norm": float(c)}, f"DP eps={e:g}", seed), n_val)}
-            for c in p["clip_candidates"] for e in sorted({min(p["epsilons"]), max(p["epsilons"])})]
-    score = {c: np.mean([r["validation accuracy"] for r in rows if r["C"] == c]) for c in {r["C"] for r in rows}}
-    return max(score, key=lambda c: (score[c], -c)), rows
+    if len(p["clip_candidates"]) == 1:  # nothing to choose (and no held-out data needed)
+        return {e: float(p["clip_candidates"][0]) for e in p["epsilons"]}, []
+    rows = [{"epsilon": e, "C": float(c), "validation accuracy": validation_accuracy(
+                lomurno_spec({**p, "max_grad_norm": float(c)}, f"DP eps={e:g}", seed), n_val)}
+            for e in p["epsilons"] for c in p["clip_candidates"]]
+    best = {}
+    for r in sorted(rows, key=lambda r: (r["epsilon"], -r["validation accuracy"], r["C"])):
+        best.setdefault(r["epsilon"], r["C"])
+    return best, rows
 
 
 def dp_column_spec(p: dict, seed: int) -> ExperimentSpec:
@@ -117,11 +124,15 @@ def table_i_rows(t: dict, lenet: dict, cifar: dict, clip: dict, delta: float) ->
     for ``mcmia_spec``). MNIST-LeNet-5: the LeNet-5 chapter's profile ``lenet``. CIFAR-10-CNN: the CIFAR
     chapter's common settings ``cifar`` on ``cifar_cnn`` at width ``t["cnn_width"]``, pruned to
     ``t["cnn_compression"]`` (000 prints none for this CNN). The DP targets train with ``t``'s SGD settings on
-    the same members, at ε = ``t["epsilon"]`` and the clipping norm ``clip[dataset]``."""
+    the same members, at ε = ``t["epsilon"]`` with the clipping norm chosen for the dataset at the nearest ε
+    (``clip[dataset]`` = {ε: C} from ``choose_clip``)."""
     cnn = per_model_params({**cifar, "widths": {"cifar_cnn": t["cnn_width"]},
                             "compression": {"cifar_cnn": t["cnn_compression"]}, "overrides": {}},
                            "cifar_cnn", 10, (3, 32, 32))
+    def nearest(by_eps: dict, eps: float) -> float:
+        return by_eps[min(by_eps, key=lambda e: (abs(e - eps), e))]
     dp = {k: t[k] for k in ("epsilon", "epochs", "batch_size", "lr", "momentum", "curve_subset", "nn_epochs")}
     return {row: ({**dp, "dataset": m["dataset"], "model": m["model"], "width": m.get("width", 1.0),
-                   "n_target": m.get("n_target"), "delta": delta, "max_grad_norm": clip[m["dataset"]]}, m)
+                   "n_target": m.get("n_target"), "delta": delta,
+                   "max_grad_norm": nearest(clip[m["dataset"]], t["epsilon"])}, m)
             for row, m in (("MNIST-LeNet-5", lenet), ("CIFAR-10-CNN", cnn))}
