@@ -91,8 +91,8 @@ def lomurno_spec(p: dict, config: str, seed: int) -> ExperimentSpec:
 def choose_clip(p: dict, seed: int = 0, n_val: int = 5000) -> tuple[dict[float, float], list[dict]]:
     """DP-SGD's clipping norm C for ``p["dataset"]`` at each ε of ``p["epsilons"]`` (004 prints none): of
     ``p["clip_candidates"]``, the one whose DP-SGD target reaches the best accuracy on ``n_val`` held-out
-    training images (``validation_accuracy``; ties go to the smaller C; a single candidate is taken as is). Returns ({ε: C}, one row per ε and
-    candidate)."""
+    training images (``validation_accuracy``; ties go to the smaller C; a single candidate is taken as is).
+    Returns ({ε: C}, one row per ε and candidate)."""
     if not p.get("clip_candidates"):
         raise ValueError("choose_clip needs clip_candidates, e.g. [1, 3, 10]")
     if len(p["clip_candidates"]) == 1:  # nothing to choose (and no held-out data needed)
