@@ -119,14 +119,16 @@ def glue(name: str, value, display: bool = False) -> None:
 
 
 def defense_verdict(baseline: list, defended: list, paper_baseline: float, paper_defended: float,
-                    defended_test_acc: list | None = None, num_classes: int | None = None) -> tuple[str, str]:
+                    defended_test_acc: list | None = None, num_classes: int | None = None,
+                    baseline_name: str = "the undefended target") -> tuple[str, str]:
     """(verdict, reason) for the claim "the defense lowers the attack accuracy from ``paper_baseline`` to
     ``paper_defended``" (percent), from our per-seed attack accuracies (fractions). Not testable when our
     undefended target's attack is within 1 point of chance; reproduced when our reduction is significant
     (Welch t-test, p < 0.05) and at least half the paper's; partly when significant but smaller; undecided
     with a single seed on either side (no test of seed-to-seed variation is possible). With the defended
     model's test accuracies (fractions) and ``num_classes``: collapsed when that accuracy is below 1.5× chance,
-    since a model that has stopped predicting leaks nothing and defends nothing."""
+    since a model that has stopped predicting leaks nothing and defends nothing. ``baseline_name`` names the
+    compared model in the reasons (e.g. "the DP-SGD target" when the claim is "leaks less than DP")."""
     from scipy.stats import ttest_ind
     b, d = 100 * np.asarray(baseline, dtype=float), 100 * np.asarray(defended, dtype=float)
     ours, theirs = b.mean() - d.mean(), paper_baseline - paper_defended
@@ -136,7 +138,7 @@ def defense_verdict(baseline: list, defended: list, paper_baseline: float, paper
         return "collapsed", (f"the defended model's test accuracy {100 * np.mean(defended_test_acc):.2f}% is at "
                              f"chance ({100 / num_classes:.0f}%); {said}")
     if b.mean() - 50 < 1:
-        return "not testable here", f"the undefended target does not leak (attack {b.mean():.2f}%, chance 50%); {said}"
+        return "not testable here", f"{baseline_name} does not leak (attack {b.mean():.2f}%, chance 50%); {said}"
     if len(b) < 2 or len(d) < 2:
         return "undecided (one seed)", f"a single seed cannot separate the effect from seed noise; {said}"
     significant = ours > 0 and ttest_ind(b, d, equal_var=False).pvalue < 0.05
