@@ -11,7 +11,9 @@ A hook may implement any of:
   ρ/2‖W − Z + U‖²);
 * ``after_step(model)`` after each optimizer step (apply pruning masks);
 * ``after_epoch(epoch, model, record)`` at the end of each epoch (ADMM's Z/U updates, extra metrics);
-* ``close()`` after the last epoch (remove what ``configure`` attached).
+* ``close()`` after the last epoch (remove what ``configure`` attached);
+* ``state_dict()`` / ``load_state_dict(state)``: the hook's own state, saved with the checkpoint so that a
+  resumed run continues it (``KeepBest``'s best weights so far).
 """
 from __future__ import annotations
 
@@ -145,6 +147,8 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         history, start_epoch = state["history"], state["epoch"] + 1
+        for h, hs in zip([h for h in hooks if hasattr(h, "state_dict")], state.get("hooks", [])):
+            h.load_state_dict(hs)
     bar = tqdm(range(start_epoch, cfg.epochs), desc=desc, disable=quiet(), leave=False,
                initial=start_epoch, total=cfg.epochs)
     for epoch in bar:
@@ -192,8 +196,37 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
         if checkpoint is not None:
             _save_checkpoint(Path(checkpoint), {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": gen.get_state(),
-                "torch_rng": torch.get_rng_state(), "history": history, "epoch": epoch})
+                "torch_rng": torch.get_rng_state(), "history": history, "epoch": epoch,
+                "hooks": [h.state_dict() for h in hooks if hasattr(h, "state_dict")]})
     for h in hooks:
         if hasattr(h, "close"):
             h.close()
     return history
+
+
+class KeepBest:
+    """Hook: the weights at the end of the epoch with the highest ``record[metric]`` (the per-epoch
+    accuracy on the images ``train`` evaluates on); 002 stops at, and IMP rewinds to, the epoch of best
+    validation accuracy (002, Sec. 4). ``restore(model)`` loads them."""
+
+    def __init__(self, metric: str = "test_acc"):
+        self.metric, self.best, self.epoch, self.weights = metric, float("-inf"), None, None
+
+    def after_epoch(self, epoch, model, record):
+        if record[self.metric] > self.best:
+            self.best, self.epoch = record[self.metric], epoch + 1
+            self.weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        record["best_epoch"] = self.epoch
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "epoch": self.epoch, "weights": self.weights}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.epoch, self.weights = state["best"], state["epoch"], state["weights"]
+
+    def restore(self, model) -> int:
+        """Load the best weights into ``model``; return their epoch (1-based)."""
+        if self.weights is None:
+            raise RuntimeError("KeepBest saw no epoch: train with it among the hooks first")
+        model.load_state_dict(self.weights)
+        return self.epoch
