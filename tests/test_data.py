@@ -80,3 +80,30 @@ def test_augment_flip_and_crop_are_exact():
 def test_evaluation_nonmembers_are_a_random_subset_not_the_lowest_indices():
     s = data.membership_split(50000, 10000, seed=0, n_target=2000)  # 1,000 of 5,000 held-out non-members
     assert len(s.eval_out) == 1000 and s.eval_out.max() > 9000 and s.eval_out.min() < 1000
+
+
+def test_shadow_split_is_disjoint_sized_and_seeded():
+    from mcmia_lib.data import shadow_split
+    s = shadow_split(60000, 15000, 1000, seed=0)
+    parts = [s.target_train, s.target_val, s.target_test, s.shadow_train, s.shadow_val, s.shadow_test]
+    assert [len(p) for p in parts] == [14000, 1000, 15000, 14000, 1000, 15000]
+    everything = np.concatenate(parts)
+    assert len(np.unique(everything)) == 60000 and everything.min() == 0 and everything.max() == 59999
+    again, other = shadow_split(60000, 15000, 1000, seed=0), shadow_split(60000, 15000, 1000, seed=1)
+    assert all(np.array_equal(a, b) for a, b in zip(parts, again.role("target") + again.role("shadow")))
+    assert not np.array_equal(s.target_train, other.target_train)
+    with pytest.raises(ValueError, match="cannot draw disjoint parts"):
+        shadow_split(50000, 15000, 1000, seed=0)
+    with pytest.raises(ValueError, match="val must be in"):
+        shadow_split(60000, 15000, 15000, seed=0)
+    with pytest.raises(ValueError, match="role must be"):
+        s.role("attacker")
+
+
+def test_pooled_puts_the_test_images_after_the_training_images():
+    from mcmia_lib.data import load_dataset, pooled
+    ds = load_dataset("digits")
+    p = pooled(ds)
+    n = len(ds.y_train)
+    assert torch.equal(p.x_train[:n], ds.x_train) and torch.equal(p.y_train[n:], ds.y_test)
+    assert len(p.y_test) == 0 and p.mean == ds.mean

@@ -209,6 +209,45 @@ def membership_split(n_train: int, n_test: int, seed: int, n_target: int | None 
     return MembershipSplit(target, attack_in, attack_out, eval_in, eval_out)
 
 
+@dataclass(frozen=True)
+class ShadowSplit:
+    """Gonon et al.'s split (002, Sec. 4): the pooled images (training then test set) cut into four disjoint
+    parts of equal size, the target's and the shadow's training and test data; of each training part,
+    ``val`` images are held out for model selection, the rest (``*_train``) is what the network trains on
+    and what the attack calls members. Indices into ``pooled(ds)``."""
+
+    target_train: np.ndarray
+    target_val: np.ndarray
+    target_test: np.ndarray
+    shadow_train: np.ndarray
+    shadow_val: np.ndarray
+    shadow_test: np.ndarray
+
+    def role(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(train, val, test) indices of the ``target`` or the ``shadow`` network."""
+        if name not in ("target", "shadow"):
+            raise ValueError(f"role must be 'target' or 'shadow', got {name!r}")
+        return getattr(self, f"{name}_train"), getattr(self, f"{name}_val"), getattr(self, f"{name}_test")
+
+
+def shadow_split(n: int, part: int, val: int, seed: int) -> ShadowSplit:
+    """002's split of ``n`` pooled images into four parts of ``part`` images (002: 15,000 of CIFAR-10's 60,000),
+    ``val`` of each training part held out (002: 1,000); a pure function of ``seed``."""
+    if not 0 < val < part:
+        raise ValueError(f"val must be in (0, part={part}), got {val}")
+    tt, te, st, se = partition(n, [part] * 4, seed)  # raises when 4 * part > n
+    rng = np.random.default_rng([seed, 3])
+    tv, sv = (np.sort(rng.choice(p, val, replace=False)) for p in (tt, st))
+    return ShadowSplit(np.setdiff1d(tt, tv), tv, te, np.setdiff1d(st, sv), sv, se)
+
+
+def pooled(ds: Dataset) -> Dataset:
+    """``ds`` with its training and test images concatenated as the training set (002 splits all 60,000
+    CIFAR-10 images), normalised with the training set's statistics as before; the test set is empty."""
+    return Dataset(ds.name, ds.label, torch.cat([ds.x_train, ds.x_test]), torch.cat([ds.y_train, ds.y_test]),
+                   ds.x_test[:0], ds.y_test[:0], ds.num_classes, ds.mean, ds.std)
+
+
 # ------------------------------------------------------------------------------------- preprocessing
 
 def normalize(x_uint8: torch.Tensor, mean, std) -> torch.Tensor:
