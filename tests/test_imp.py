@@ -42,3 +42,9 @@ def test_nonzero_fraction_counts_every_parameter():
 def test_bad_keep_is_named():
     with pytest.raises(ValueError, match="keep must be in"):
         global_magnitude_masks(_net(), 1.5)
+
+
+def test_nonzero_fraction_against_a_dense_count():
+    net = _net()
+    own = sum(p.numel() for p in net.parameters())
+    assert nonzero_fraction(net, 4 * own) == pytest.approx(nonzero_fraction(net) / 4)

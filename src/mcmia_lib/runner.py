@@ -102,7 +102,7 @@ def training_key(spec: ExperimentSpec) -> str:
     return spec_key(replace(spec, nn_attack=None, tfp_attack=None), TRAINING_COMPONENTS)
 
 
-def _cached_phase(key: str, model, device, fit, phase: str) -> tuple[list, float]:
+def cached_phase(key: str, model, device, fit, phase: str) -> tuple[list, float]:
     """Run ``fit(checkpoint_path) -> history`` once and cache the weights under ``key``; later calls load
     them. Each history record is tagged with ``phase``."""
     path = weights_path(key)
@@ -141,19 +141,19 @@ def _trained_target(spec: ExperimentSpec, ds, split, device) -> tuple[torch.nn.M
     if spec.pruning is None:
         hooks = minmax_hooks(spec.seed) + ([L2LastLayerHook(reg.l2_last)] if reg and reg.l2_last else []) \
             + ([DPHook(spec.dp)] if spec.dp else [])
-        hist, sec = _cached_phase(training_key(spec), model, device, fit(spec.train, spec.seed, hooks, "train"),
+        hist, sec = cached_phase(training_key(spec), model, device, fit(spec.train, spec.seed, hooks, "train"),
                                   "train")
         return model, hist, sec
     p = spec.pruning
     base = replace(spec, pruning=None, minmax=None)
-    h0, s0 = _cached_phase(training_key(base), model, device, fit(spec.train, spec.seed, [], "train"), "train")
+    h0, s0 = cached_phase(training_key(base), model, device, fit(spec.train, spec.seed, [], "train"), "train")
     admm_cfg = replace(spec.train, epochs=p.admm_epochs, lr=p.lr or spec.train.lr)
-    h1, s1 = _cached_phase(training_key(replace(spec, minmax=None)) + "-admm", model, device,
+    h1, s1 = cached_phase(training_key(replace(spec, minmax=None)) + "-admm", model, device,
                            fit(admm_cfg, spec.seed + 1, [ADMMHook(model, p.rates, p.rho, p.rho_growth)], "admm"),
                            "admm")
     masks = hard_prune(model, p.rates)
     retrain_cfg = replace(spec.train, epochs=p.retrain_epochs, lr=p.lr or spec.train.lr)
-    h2, s2 = _cached_phase(training_key(spec), model, device,
+    h2, s2 = cached_phase(training_key(spec), model, device,
                            fit(retrain_cfg, spec.seed + 2, [MaskHook(masks)] + minmax_hooks(spec.seed + 2), "retrain"),
                            "retrain")
     return model, h0 + h1 + h2, s0 + s1 + s2

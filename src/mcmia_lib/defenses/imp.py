@@ -35,7 +35,8 @@ def global_magnitude_masks(model: nn.Module, keep: float, masks: list[torch.Tens
     return out
 
 
-def nonzero_fraction(model: nn.Module) -> float:
-    """Nonzero parameters over all parameters (002 Table 1's "% of nonzero params", as a fraction)."""
+def nonzero_fraction(model: nn.Module, total: int | None = None) -> float:
+    """Nonzero parameters of ``model`` over ``total`` (default: its own parameter count); 002 Table 1's
+    "% of nonzero params" divides by the dense network's count, also for butterfly networks."""
     params = list(model.parameters())
-    return sum(int(torch.count_nonzero(p)) for p in params) / sum(p.numel() for p in params)
+    return sum(int(torch.count_nonzero(p)) for p in params) / (total or sum(p.numel() for p in params))
