@@ -105,3 +105,13 @@ def test_lomurno_reference_has_every_cell_of_tables_1_to_4_and_each_value_is_in_
     for r in recs:
         assert str(r["value"]).rstrip("0").rstrip(".") in text.replace("<b>", "").replace("</b>", ""), r
     assert report.reference("MNIST", "DP eps=2 training seconds", name="lomurno")["value"] == 1886.2
+
+
+def test_gonon_reference_holds_table_1_and_each_value_is_in_the_paper():
+    from mcmia_lib.paths import REPO_ROOT
+    recs = report.load_reference("gonon")
+    assert Counter(r["table"] for r in recs) == {"1": 23, "Sec. 4": 4, "Fig. 1": 1}  # 7 rows x 3 + IMP's 2
+    text = (REPO_ROOT.parent / "shared" / "papers" / report.PAPER_FILES["002"]).read_text()
+    for r in recs:
+        assert f"{r['value']:g}" in text, r
+    assert report.reference("Butterfly (S=2, L=3)", "% of nonzero params", name="gonon")["value"] == 12.9
