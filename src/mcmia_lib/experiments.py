@@ -136,3 +136,34 @@ def table_i_rows(t: dict, lenet: dict, cifar: dict, clip: dict, delta: float) ->
                    "n_target": m.get("n_target"), "delta": delta,
                    "max_grad_norm": nearest(clip[m["dataset"]], t["epsilon"])}, m)
             for row, m in (("MNIST-LeNet-5", lenet), ("CIFAR-10-CNN", cnn))}
+
+
+def gonon_nets(p: dict) -> list:
+    """002's networks for parameters ``p``: the dense ResNet-20, the butterfly ones (``p["butterfly"]``: one
+    {segments, factors, lr, weight_decay} per row of 002's Table 1) and IMP after each of
+    ``p["imp"]["prunings"]`` rounds."""
+    from .sparsity import SparseNet
+    return ([SparseNet("dense")] + [SparseNet("butterfly", segments=b["segments"], factors=b["factors"])
+                                    for b in p["butterfly"]]
+            + [SparseNet("imp", prunings=k) for k in p["imp"]["prunings"]])
+
+
+def gonon_spec(p: dict, net, run: int):
+    """The ``SparsitySpec`` of ``net`` (from ``gonon_nets``) in run ``run`` for parameters ``p`` (dataset,
+    part, val, split_seed, epochs, batch_size, momentum, flip, crop_pad, dense / butterfly / imp learning rates
+    and weight decays as in 002's Table 1, keep, attack settings, n_attack): SGD, lr / 10 at 50% and 75%."""
+    from .attacks.gonon import GononAttack
+    from .sparsity import SparsitySpec
+    if net.kind == "butterfly":
+        rows = [b for b in p["butterfly"] if (b["segments"], b["factors"]) == (net.segments, net.factors)]
+        if len(rows) != 1:
+            raise ValueError(f"{net.label} is not among the butterfly rows of the parameters")
+        hyper = rows[0]
+    else:
+        hyper = p[net.kind]
+    return SparsitySpec(
+        net, TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=hyper["lr"], optimizer="sgd",
+                         momentum=p["momentum"], weight_decay=hyper["weight_decay"], schedule="step",
+                         flip=p["flip"], crop_pad=p["crop_pad"]),
+        run=run, dataset=p["dataset"], part=p["part"], val=p["val"], split_seed=p.get("split_seed", 0),
+        keep=p["imp"]["keep"], attack=GononAttack(**p.get("attack", {})), n_attack=p.get("n_attack"))

@@ -231,3 +231,35 @@ def tradeoff(df: pd.DataFrame, title: str = ""):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def defense_vs_accuracy(df: pd.DataFrame, slope: float | None = None, paper_slope: float | None = None,
+                        title: str = ""):
+    """002 Fig. 1: defense D against test accuracy, mean ± std over runs, one marker per network, IMP and
+    butterfly as two series coloured by their % of nonzero weights (annotated). ``df``: columns family,
+    label, nonzero %, accuracy, accuracy std, defense, defense std. Lines through the dense network: our fitted
+    slope and 002's (both in D points per accuracy point)."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    markers = {"Dense": "s", "IMP": "*", "Butterfly": "o"}
+    norm = plt.Normalize(0, 100)
+    for family, g in df.groupby("family", sort=False):
+        ax.errorbar(g["accuracy"], g["defense"], xerr=g["accuracy std"], yerr=g["defense std"], fmt="none",
+                    ecolor="0.6", lw=1, zorder=1)
+        sc = ax.scatter(g["accuracy"], g["defense"], c=g["nonzero %"], cmap="viridis", norm=norm, s=90,
+                        marker=markers.get(family, "o"), edgecolor="k", label=family, zorder=2)
+        for _, r in g.iterrows():
+            ax.annotate(f"{r['nonzero %']:.1f}%", (r["accuracy"], r["defense"]), textcoords="offset points",
+                        xytext=(5, 4), fontsize=7)
+    dense = df[df["family"] == "Dense"].iloc[0]
+    xs = np.linspace(df["accuracy"].min(), df["accuracy"].max(), 2)
+    for s, style, name in ((slope, "-", "fitted"), (paper_slope, "--", "002's line")):
+        if s is not None:
+            ax.plot(xs, dense["defense"] + s * (xs - dense["accuracy"]), style, c="C3", lw=1,
+                    label=f"{name}: slope {s:.2f}")
+    fig.colorbar(sc, ax=ax, label="% of nonzero weights")
+    ax.set_xlabel("target test accuracy (%)")
+    ax.set_ylabel("defense D = 200 − 2A")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
