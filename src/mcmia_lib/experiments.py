@@ -166,4 +166,10 @@ def gonon_spec(p: dict, net, run: int):
                          momentum=p["momentum"], weight_decay=hyper["weight_decay"], schedule="step",
                          flip=p["flip"], crop_pad=p["crop_pad"]),
         run=run, dataset=p["dataset"], part=p["part"], val=p["val"], split_seed=p.get("split_seed", 0),
-        keep=p["imp"]["keep"], attack=GononAttack(**p.get("attack", {})), n_attack=p.get("n_attack"))
+        keep=p["imp"]["keep"], attack=GononAttack(**_tuples(p.get("attack", {}))), n_attack=p.get("n_attack"))
+
+
+def _tuples(d: dict) -> dict:
+    """YAML lists as tuples (``GononAttack``'s hidden sizes and learning rates)."""
+    return {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+            for k, v in d.items()}
