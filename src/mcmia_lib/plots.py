@@ -263,3 +263,22 @@ def defense_vs_accuracy(df: pd.DataFrame, slope: float | None = None, paper_slop
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def seed_curves(entries_by_dataset: dict, title: str = ""):
+    """Test accuracy after each epoch, one thin line per seed, one panel per dataset, one colour per
+    configuration: shows run-to-run instability that a mean ± sd band would hide.
+    ``entries_by_dataset``: {dataset: {configuration: [entries]}}."""
+    n = len(entries_by_dataset)
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.8), squeeze=False)
+    for ax, (name, by_config) in zip(axes[0], entries_by_dataset.items()):
+        df = pd.DataFrame([{"epoch": h["epoch"], "test accuracy": h["test_acc"], "seed": e.spec["seed"],
+                            "configuration": c}
+                           for c, es in by_config.items() for e in es for h in e.result["history"]])
+        sns.lineplot(df, x="epoch", y="test accuracy", hue="configuration", units="seed", estimator=None,
+                     lw=0.9, marker=".", ax=ax, legend=ax is axes[0, -1])
+        ax.set_title(name)
+    sns.move_legend(axes[0, -1], "upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
