@@ -1,7 +1,16 @@
-"""Shared by the background jobs: commit the results store and the weights, retrying while another job
-holds git's index lock."""
+"""Shared by the background jobs: their command line, and committing the results store and the weights
+(retrying while another job holds git's index lock)."""
+import argparse
 import subprocess
 import time
+
+
+def parse_args(doc: str) -> argparse.Namespace:
+    """``--profile`` (default cpu) and the tasks, described by the first paragraph of the job's ``doc``."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--profile", default="cpu")
+    ap.add_argument("tasks", nargs="+")
+    return ap.parse_args()
 
 
 def commit_results(message: str, tries: int = 30) -> None:

@@ -8,7 +8,6 @@ Tasks: ``clip:DATASET`` (choose DP-SGD's clipping norm per ε), ``run:DATASET:SE
 and MCMIA-Pruning). A dataset's ``clip`` task must precede its other tasks in another job running at the same
 time, or both train the same candidates.
 """
-import argparse
 import time
 
 from mcmia_lib.experiments import (choose_clip, dp_column_spec, lomurno_configs, lomurno_spec, mcmia_spec,
@@ -17,14 +16,11 @@ from mcmia_lib.inversion import InversionSpec, run_inversion
 from mcmia_lib.report import profile_params
 from mcmia_lib.runner import run
 
-from common import commit_results
+from common import commit_results, parse_args
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--profile", default="cpu")
-    ap.add_argument("tasks", nargs="+")
-    args = ap.parse_args()
+    args = parse_args(__doc__)
     p = profile_params("dp_regularization", args.profile)
     clip = lambda d: choose_clip({**p, "dataset": d})[0]  # noqa: E731  (cached weights after the first call)
     stamp = lambda: time.strftime("%H:%M:%S")  # noqa: E731

@@ -6,14 +6,13 @@ store and the trained weights after each, so that a stopped machine loses at mos
 Tasks: ``dense:RUN``, ``bf:S:L:RUN`` (butterfly in the last S segments, L factors) and ``imp:K:RUN`` (IMP
 rounds 1..K of one run, in order, each its own entry). Run two jobs with disjoint tasks on two cores.
 """
-import argparse
 import time
 
 from mcmia_lib.experiments import gonon_spec
 from mcmia_lib.report import profile_params
 from mcmia_lib.sparsity import SparseNet, run_sparsity
 
-from common import commit_results
+from common import commit_results, parse_args
 
 
 def nets(task: str) -> tuple[list, int]:
@@ -28,10 +27,7 @@ def nets(task: str) -> tuple[list, int]:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--profile", default="cpu")
-    ap.add_argument("tasks", nargs="+")
-    args = ap.parse_args()
+    args = parse_args(__doc__)
     p = profile_params("sparsity", args.profile)
     for task in args.tasks:
         todo, run = nets(task)

@@ -89,6 +89,11 @@ def _pooled(name: str) -> Dataset:
     return pooled(load_dataset(name))
 
 
+def _split(spec: SparsitySpec):
+    ds = _pooled(spec.dataset)
+    return ds, shadow_split(len(ds.y_train), spec.part, spec.val, spec.split_seed)
+
+
 def _view(ds: Dataset, val_idx: np.ndarray) -> Dataset:
     """``ds`` whose test set is the validation images: ``train`` then selects epochs on them."""
     i = torch.as_tensor(val_idx)
@@ -102,8 +107,7 @@ def _seed(spec: SparsitySpec, role: str) -> int:
 def trained_network(spec: SparsitySpec, role: str) -> tuple[torch.nn.Module, list, float]:
     """The ``role`` (target or shadow) network of ``spec``, trained (and cached) or loaded, at its
     best-validation epoch; with its per-epoch history and training seconds (IMP: this round's)."""
-    ds = _pooled(spec.dataset)
-    split = shadow_split(len(ds.y_train), spec.part, spec.val, spec.split_seed)
+    ds, split = _split(spec)
     train_idx, val_idx, _ = split.role(role)
     device = default_device()
     model = build_model(spec.model, ds.num_classes, ds.shape)
@@ -133,8 +137,7 @@ def trained_network(spec: SparsitySpec, role: str) -> tuple[torch.nn.Module, lis
 
 def _member_sets(spec: SparsitySpec, role: str, n_train: int) -> tuple[np.ndarray, np.ndarray]:
     """Members (trained-on images) and as many non-members (from the role's test part) for the attack."""
-    ds = _pooled(spec.dataset)
-    split = shadow_split(len(ds.y_train), spec.part, spec.val, spec.split_seed)
+    ds, split = _split(spec)
     train_idx, _, test_idx = split.role(role)
     n = min(len(train_idx), len(test_idx), spec.n_attack or n_train)
     rng = np.random.default_rng([spec.split_seed, spec.run, role == "shadow"])
@@ -142,8 +145,7 @@ def _member_sets(spec: SparsitySpec, role: str, n_train: int) -> tuple[np.ndarra
 
 
 def _compute(spec: SparsitySpec) -> tuple[dict, dict]:
-    ds = _pooled(spec.dataset)
-    split = shadow_split(len(ds.y_train), spec.part, spec.val, spec.split_seed)
+    ds, split = _split(spec)
     t0 = time.perf_counter()
     result, feats, logits = {"label": spec.net.label, "hardware": hardware()}, {}, {}
     dense_params = count_parameters(build_model(spec.model, ds.num_classes, ds.shape))
