@@ -3,21 +3,27 @@ same images, both through ``mcmia_lib.train.train`` (the DP run with its Opacus 
 the same expected size, ghost clipping, noise), in interleaved rounds. 004 (Lomurno & Matteucci, Table 2)
 reports 41–50× with TensorFlow Privacy's micro-batches; issue 5's goal here is ≤ 3×.
 
-Printed: per case, the median over rounds of the per-round ratio DP / non-private.
-Usage: ``python benchmarks/dp_overhead.py [--rounds 5] [--n 2000] [--batch 200]``.
+Printed: per case, the median over rounds of the per-round ratio DP / non-private. With ``--save``, the
+per-round ratios and the conditions of the run go to a JSON file (``data/benchmarks/dp_overhead.json`` is the one
+the DP-SGD chapter shows).
+Usage: ``python benchmarks/dp_overhead.py [--rounds 5] [--n 2000] [--batch 200] [--save PATH]``.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import time
 import warnings
+from importlib.metadata import version
 
 import numpy as np
 import torch
 
 from mcmia_lib import data, models
 from mcmia_lib.defenses.dp import DPSGD, DPHook
+from mcmia_lib.paths import atomic_write_bytes
 from mcmia_lib.train import TrainConfig, train
 
 CASES = {"LeNet-5 / MNIST": ("mnist", "lenet5"), "004 CNN / MNIST": ("mnist", "lomurno_cnn"),
@@ -39,10 +45,16 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--n", type=int, default=2000, help="training examples per epoch")
     ap.add_argument("--batch", type=int, default=200, help="(expected) batch size; 004 uses 200")
+    ap.add_argument("--save", metavar="PATH", help="also write the per-round ratios to this JSON file")
     args = ap.parse_args()
+    os.environ.setdefault("MCMIA_QUIET", "1")  # no progress bar per timed epoch
     warnings.filterwarnings("ignore", module="opacus")
     warnings.filterwarnings("ignore", message="Full backward hook")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {args.n} examples, batch {args.batch}")
+    run = {"torch": torch.__version__, "opacus": version("opacus"), "threads": torch.get_num_threads(),
+           "examples": args.n, "batch": args.batch, "rounds": args.rounds, "cpus": os.cpu_count(),
+           "load_average_before": os.getloadavg()[0], "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+           "cases": {}}
     for label, (dataset, name) in CASES.items():
         ds = data.load_dataset(dataset)
         epoch_seconds(ds, name, args.batch * 2, args.batch, True)  # warm-up
@@ -52,6 +64,9 @@ def main():
             ratios.append(epoch_seconds(ds, name, args.n, args.batch, True) / plain)
         print(f"{label:22s} DP-SGD / non-private: {statistics.median(ratios):.2f}x "
               f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})", flush=True)
+        run["cases"][label] = ratios
+    if args.save:
+        atomic_write_bytes(args.save, (json.dumps(run, indent=1) + "\n").encode())
 
 
 if __name__ == "__main__":

@@ -115,3 +115,11 @@ def test_gonon_reference_holds_table_1_and_each_value_is_in_the_paper():
     for r in recs:
         assert f"{r['value']:g}" in text, r
     assert report.reference("Butterfly (S=2, L=3)", "% of nonzero params", name="gonon")["value"] == 12.9
+
+
+def test_missing_benchmark_names_the_command_that_makes_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "BENCHMARK_DIR", tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"benchmarks/dp_overhead\.py --save"):
+        report.load_benchmark("dp_overhead")
+    (tmp_path / "dp_overhead.json").write_text('{"cases": {"a": [2.0, 3.0]}}')
+    assert report.load_benchmark("dp_overhead")["cases"]["a"] == [2.0, 3.0]

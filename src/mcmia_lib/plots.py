@@ -282,3 +282,23 @@ def seed_curves(entries_by_dataset: dict, title: str = ""):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def overhead_ratios(bench: dict, goal: float, paper: tuple[float, float], title: str = ""):
+    """Per-round DP-SGD / non-private time ratios of ``benchmarks/dp_overhead.py`` (dots; bar = median), on a
+    log axis beside the ``goal`` and the paper's range ``paper`` = (low, high)."""
+    df = pd.DataFrame([{"case": c, "ratio": r} for c, rs in bench["cases"].items() for r in rs])
+    fig, ax = plt.subplots(figsize=(7, 0.55 * len(bench["cases"]) + 1.6))
+    ax.axvspan(*paper, color="tab:red", alpha=0.15, label=f"004: {paper[0]:g}–{paper[1]:g}× (TF Privacy, GPU)")
+    ax.axvline(goal, color="k", ls="--", lw=1, label=f"goal ≤ {goal:g}×")
+    sns.stripplot(df, x="ratio", y="case", ax=ax, size=6, alpha=0.7, jitter=0.15)
+    sns.pointplot(df, x="ratio", y="case", estimator="median", errorbar=None, markers="|", markersize=20,
+                  linestyle="none", color="k", ax=ax)
+    ax.set_xscale("log")
+    ax.set_xlim(1, paper[1] * 1.3)
+    ax.set_xlabel("time of a DP-SGD epoch / time of a non-private epoch (log scale)")
+    ax.set_ylabel("")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

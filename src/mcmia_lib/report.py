@@ -14,6 +14,7 @@ from .metrics import mean_std
 from .paths import REPO_ROOT
 
 REFERENCE_DIR = REPO_ROOT / "data" / "reference"
+BENCHMARK_DIR = REPO_ROOT / "data" / "benchmarks"
 PAPER_FILES = {"000": "000_9e578854f912c572.txt", "001": "001_b208a0acef829e4a.txt",
                "002": "002_db679f49b52551a9.txt", "004": "004_6873c2a771daf7e3.txt"}
 ATTACK_NAMES = {"nn": "NN attack (000/001)", "loss": "loss threshold", "confidence": "confidence threshold",
@@ -31,6 +32,15 @@ def reference(row: str, column: str, table: str | None = None, name: str = "mcmi
     if len(hits) != 1:
         raise KeyError(f"{len(hits)} reference records for row={row!r} column={column!r} table={table!r} in {name}.yaml")
     return hits[0]
+
+
+def load_benchmark(name: str) -> dict:
+    """A benchmark run saved by ``benchmarks/<name>.py --save data/benchmarks/<name>.json``."""
+    path = BENCHMARK_DIR / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no saved benchmark {path}: run `python benchmarks/{name}.py --save {path}` "
+                                "from the repository root first")
+    return json.loads(path.read_text())
 
 
 def source(rec: dict) -> str:
