@@ -289,13 +289,16 @@ def overhead_ratios(bench: dict, goal: float, paper: tuple[float, float], title:
     log axis beside the ``goal`` and the paper's range ``paper`` = (low, high)."""
     df = pd.DataFrame([{"case": c, "ratio": r} for c, rs in bench["cases"].items() for r in rs])
     fig, ax = plt.subplots(figsize=(7, 0.55 * len(bench["cases"]) + 1.6))
-    ax.axvspan(*paper, color="tab:red", alpha=0.15, label=f"004: {paper[0]:g}–{paper[1]:g}× (TF Privacy, GPU)")
+    ax.axvspan(*paper, color="tab:red", alpha=0.15, label=f"004: {paper[0]:.0f}–{paper[1]:.0f}× (TF Privacy, GPU)")
     ax.axvline(goal, color="k", ls="--", lw=1, label=f"goal ≤ {goal:g}×")
     sns.stripplot(df, x="ratio", y="case", ax=ax, size=6, alpha=0.7, jitter=0.15)
     sns.pointplot(df, x="ratio", y="case", estimator="median", errorbar=None, markers="|", markersize=20,
                   linestyle="none", color="k", ax=ax)
     ax.set_xscale("log")
     ax.set_xlim(1, paper[1] * 1.3)
+    ticks = [t for t in (1, 2, 3, 5, 10, 20, 50, 100) if t <= paper[1] * 1.3]
+    ax.set_xticks(ticks, [f"{t:g}×" for t in ticks])
+    ax.xaxis.set_minor_locator(plt.NullLocator())
     ax.set_xlabel("time of a DP-SGD epoch / time of a non-private epoch (log scale)")
     ax.set_ylabel("")
     ax.legend(fontsize=8, loc="lower right")
