@@ -5,8 +5,9 @@ reports 41–50× with TensorFlow Privacy's micro-batches; issue 5's goal here i
 
 Printed: per case, the median over rounds of the per-round ratio DP / non-private. With ``--save``, the
 per-round ratios and the conditions of the run go to a JSON file (``data/benchmarks/dp_overhead.json`` is the one
-the DP-SGD chapter shows).
-Usage: ``python benchmarks/dp_overhead.py [--rounds 5] [--n 2000] [--batch 200] [--save PATH]``.
+the DP-SGD chapter shows) and their figure to a PNG of the same name (the README's); ``--plot-only`` redraws
+that PNG from the saved JSON without timing anything.
+Usage: ``python benchmarks/dp_overhead.py [--rounds 5] [--n 2000] [--batch 200] [--save PATH [--plot-only]]``.
 """
 from __future__ import annotations
 
@@ -17,15 +18,17 @@ import statistics
 import time
 import warnings
 from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from mcmia_lib import data, models
+from mcmia_lib import data, models, plots, report
 from mcmia_lib.defenses.dp import DPSGD, DPHook
 from mcmia_lib.paths import atomic_write_bytes
 from mcmia_lib.train import TrainConfig, train
 
+GOAL = 3.0  # issue 5: DP-SGD at most 3x the non-private time
 CASES = {"LeNet-5 / MNIST": ("mnist", "lenet5"), "004 CNN / MNIST": ("mnist", "lomurno_cnn"),
          "004 CNN / CIFAR-10": ("cifar10", "lomurno_cnn"), "CIFAR CNN / CIFAR-10": ("cifar10", "cifar_cnn")}
 
@@ -40,13 +43,28 @@ def epoch_seconds(ds, name, n, batch, private):
     return time.perf_counter() - t
 
 
+def save_figure(run: dict, json_path: str) -> None:
+    """The per-round ratios beside 004's range and the goal, as ``json_path`` with the suffix .png."""
+    plots.setup()
+    fig = plots.overhead_ratios(run, goal=GOAL, paper=report.lomurno_dp_slowdown(),
+                                title=f"DP-SGD / non-private epoch time (Opacus {run['opacus']}, {run['started']})")
+    fig.savefig(Path(json_path).with_suffix(".png"), dpi=120)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--n", type=int, default=2000, help="training examples per epoch")
     ap.add_argument("--batch", type=int, default=200, help="(expected) batch size; 004 uses 200")
-    ap.add_argument("--save", metavar="PATH", help="also write the per-round ratios to this JSON file")
+    ap.add_argument("--save", metavar="PATH", help="also write the per-round ratios to this JSON file, and "
+                    "their figure to the same name with .png")
+    ap.add_argument("--plot-only", action="store_true", help="redraw the PNG from the JSON given by --save")
     args = ap.parse_args()
+    if args.plot_only:
+        if not args.save or not Path(args.save).exists():
+            ap.error("--plot-only needs --save PATH naming an existing JSON file written by this benchmark")
+        save_figure(json.loads(Path(args.save).read_text()), args.save)
+        return
     os.environ.setdefault("MCMIA_QUIET", "1")  # no progress bar per timed epoch
     warnings.filterwarnings("ignore", module="opacus")
     warnings.filterwarnings("ignore", message="Full backward hook")
@@ -67,6 +85,7 @@ def main():
         run["cases"][label] = ratios
     if args.save:
         atomic_write_bytes(args.save, (json.dumps(run, indent=1) + "\n").encode())
+        save_figure(run, args.save)
 
 
 if __name__ == "__main__":

@@ -123,3 +123,12 @@ def test_missing_benchmark_names_the_command_that_makes_it(tmp_path, monkeypatch
         report.load_benchmark("dp_overhead")
     (tmp_path / "dp_overhead.json").write_text('{"cases": {"a": [2.0, 3.0]}}')
     assert report.load_benchmark("dp_overhead")["cases"]["a"] == [2.0, 3.0]
+
+
+def test_lomurno_dp_slowdown_spans_table_2s_dp_over_baseline_times():
+    recs = {(r["row"], r["column"]): r["value"] for r in report.load_reference("lomurno") if r["table"] == "2"}
+    ratios = [v / recs[(row, "Baseline training seconds")] for (row, col), v in recs.items() if col.startswith("DP")]
+    assert len(ratios) == 9  # 3 datasets x 3 epsilons
+    lo, hi = report.lomurno_dp_slowdown()
+    assert (lo, hi) == (min(ratios), max(ratios))
+    assert 35 < lo < hi < 55  # 004's text says 41-50x; its Table 2 spans a little more

@@ -43,6 +43,14 @@ def load_benchmark(name: str) -> dict:
     return json.loads(path.read_text())
 
 
+def lomurno_dp_slowdown(epsilons=(2, 4, 8)) -> tuple[float, float]:
+    """004 Table 2: the lowest and highest DP-SGD / baseline training-time ratio over its datasets and ε."""
+    ratios = [reference(row, f"DP eps={e:g} training seconds", name="lomurno")["value"]
+              / reference(row, "Baseline training seconds", name="lomurno")["value"]
+              for row in ("MNIST", "F-MNIST", "CIFAR-10") for e in epsilons]
+    return min(ratios), max(ratios)
+
+
 def source(rec: dict) -> str:
     return f"{rec['paper']} Table {rec['table']}" if not rec["table"].startswith(("App", "Sec")) \
         else f"{rec['paper']} {rec['table']}"
