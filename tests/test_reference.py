@@ -52,8 +52,13 @@ def test_defense_verdicts():
     assert report.defense_verdict([0.66, 0.67, 0.68], [0.54, 0.53, 0.55], 67.0, 53.4)[0] == "reproduced"
     assert report.defense_verdict([0.66, 0.67, 0.68], [0.63, 0.64, 0.645], 67.0, 53.4)[0] == "partly"
     verdict, reason = report.defense_verdict([0.66, 0.60, 0.68], [0.66, 0.61, 0.67], 67.0, 53.4)
-    assert verdict == "not reproduced" and "paper 67.00% → 53.40%" in reason
+    assert verdict == "not reproduced" and "64.67% → 64.67% here (+0.00 points), 67.00% → 53.40% in the paper (-13.60)" in reason
     assert report.defense_verdict([0.68], [0.53], 67.0, 53.4)[0] == "undecided (one seed)"
+    # a defense that leaks more than a compared model which does not leak at all refutes "leaks less"
+    verdict, reason = report.defense_verdict([0.495, 0.50, 0.49], [0.74, 0.73, 0.735], 58.3, 57.4,
+                                             baseline_name="the DP-SGD target")
+    assert verdict == "reversed" and "more than the DP-SGD target" in reason
+    assert report.defense_verdict([0.66, 0.67, 0.68], [0.69, 0.70, 0.71], 67.0, 53.4)[0] == "reversed"
     verdict, reason = report.defense_verdict([0.66, 0.67, 0.68], [0.5, 0.5, 0.5], 67.0, 53.4, [0.1, 0.11, 0.1], 10)
     assert verdict == "collapsed" and "10.33% is at chance (10%)" in reason
     assert report.defense_verdict([0.66, 0.67, 0.68], [0.54, 0.53, 0.55], 67.0, 53.4, [0.6, 0.6, 0.6], 10)[0] == "reproduced"

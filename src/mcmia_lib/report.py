@@ -138,23 +138,28 @@ def glue(name: str, value, display: bool = False) -> None:
 
 def defense_verdict(baseline: list, defended: list, paper_baseline: float, paper_defended: float,
                     defended_test_acc: list | None = None, num_classes: int | None = None,
-                    baseline_name: str = "the undefended target") -> tuple[str, str]:
+                    baseline_name: str = "the undefended target",
+                    defended_name: str = "the defended model") -> tuple[str, str]:
     """(verdict, reason) for the claim "the defense lowers the attack accuracy from ``paper_baseline`` to
     ``paper_defended``" (percent), from our per-seed attack accuracies (fractions). Not testable when our
-    undefended target's attack is within 1 point of chance; reproduced when our reduction is significant
+    undefended target's attack is within 1 point of chance, unless the defended model leaks significantly more
+    (Welch t-test, p < 0.05, by at least 1 point): reversed; reproduced when our reduction is significant
     (Welch t-test, p < 0.05) and at least half the paper's; partly when significant but smaller; undecided
     with a single seed on either side (no test of seed-to-seed variation is possible). With the defended
     model's test accuracies (fractions) and ``num_classes``: collapsed when that accuracy is below 1.5× chance,
     since a model that has stopped predicting leaks nothing and defends nothing. ``baseline_name`` names the
-    compared model in the reasons (e.g. "the DP-SGD target" when the claim is "leaks less than DP")."""
+    compared model in the reasons (e.g. "the DP-SGD target" when the claim is "leaks less than DP"),
+    ``defended_name`` the defended one."""
     from scipy.stats import ttest_ind
     b, d = 100 * np.asarray(baseline, dtype=float), 100 * np.asarray(defended, dtype=float)
     ours, theirs = b.mean() - d.mean(), paper_baseline - paper_defended
-    said = (f"ours {b.mean():.2f}% → {d.mean():.2f}% ({ours:+.2f} points lower), paper {paper_baseline:.2f}% → "
-            f"{paper_defended:.2f}% ({theirs:+.2f})")
+    said = (f"attack accuracy {b.mean():.2f}% → {d.mean():.2f}% here ({d.mean() - b.mean():+.2f} points), "
+            f"{paper_baseline:.2f}% → {paper_defended:.2f}% in the paper ({paper_defended - paper_baseline:+.2f})")
     if defended_test_acc is not None and np.mean(defended_test_acc) < 1.5 / num_classes:
-        return "collapsed", (f"the defended model's test accuracy {100 * np.mean(defended_test_acc):.2f}% is at "
+        return "collapsed", (f"{defended_name}'s test accuracy {100 * np.mean(defended_test_acc):.2f}% is at "
                              f"chance ({100 / num_classes:.0f}%); {said}")
+    if len(b) > 1 and len(d) > 1 and ours <= -1 and ttest_ind(b, d, equal_var=False).pvalue < 0.05:
+        return "reversed", f"{defended_name} leaks significantly more than {baseline_name}; {said}"
     if b.mean() - 50 < 1:
         return "not testable here", f"{baseline_name} does not leak (attack {b.mean():.2f}%, chance 50%); {said}"
     if len(b) < 2 or len(d) < 2:
@@ -165,6 +170,13 @@ def defense_verdict(baseline: list, defended: list, paper_baseline: float, paper
     if significant:
         return "partly", f"a smaller reduction than printed; {said}"
     return "not reproduced", f"no significant reduction; {said}"
+
+
+def show_whole(df: pd.DataFrame) -> None:
+    """Display ``df`` without cutting its long text cells (a verdict's reason) to pandas' 50 characters."""
+    from IPython.display import display
+    with pd.option_context("display.max_colwidth", None):
+        display(df)
 
 
 def admm_table(entries_by_label: dict) -> pd.DataFrame:
