@@ -265,6 +265,26 @@ def defense_vs_accuracy(df: pd.DataFrame, slope: float | None = None, paper_slop
     return fig
 
 
+def defense_vs_gap(df: pd.DataFrame, title: str = ""):
+    """Each run's defense D against its target's train − test accuracy gap, marker per family, colour by % of
+    nonzero weights, with a least-squares line over all runs: does D follow over-fitting rather than sparsity?
+    ``df``: columns family, nonzero %, gap, defense."""
+    fig, ax = plt.subplots(figsize=(7, 4.4))
+    sns.regplot(df, x="gap", y="defense", scatter=False, ci=95, color="0.4", line_kws={"lw": 1}, ax=ax)
+    markers = {"Dense": "s", "IMP": "*", "Butterfly": "o"}
+    norm = plt.Normalize(0, 100)
+    for family, g in df.groupby("family", sort=False):
+        sc = ax.scatter(g["gap"], g["defense"], c=g["nonzero %"], cmap="viridis", norm=norm, s=70,
+                        marker=markers.get(family, "o"), edgecolor="k", label=family, zorder=3)
+    fig.colorbar(sc, ax=ax, label="% of nonzero weights")
+    ax.set_xlabel("target train − test accuracy (points)")
+    ax.set_ylabel("defense D = 200 − 2A")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
 def seed_curves(entries_by_dataset: dict, title: str = ""):
     """Test accuracy after each epoch, one thin line per seed, one panel per dataset, one colour per
     configuration: shows run-to-run instability that a mean ± sd band would hide.
