@@ -137,3 +137,19 @@ def test_lomurno_dp_slowdown_spans_table_2s_dp_over_baseline_times():
     lo, hi = report.lomurno_dp_slowdown()
     assert (lo, hi) == (min(ratios), max(ratios))
     assert 35 < lo < hi < 55  # 004's text says 41-50x; its Table 2 spans a little more
+
+
+def test_ratio_verdicts_on_002s_claim():
+    rng = np.random.default_rng(0)
+    loss = rng.uniform(0.02, 0.2, 12)
+    noise = rng.normal(0, 0.01, 12)
+    assert report.ratio_verdict(loss, 3.6 * loss + noise, 3.6, 3)[0] == "reproduced"
+    verdict, b, lo, hi = report.ratio_verdict(loss, 1.0 * loss + noise, 3.6, 3)
+    assert verdict == "partly (a positive trade-off, but not 3.6)" and lo < 1.0 < hi
+    # gaining accuracy and losing defense also fits a slope near 3.6: that is the opposite of the claim
+    verdict, b, lo, hi = report.ratio_verdict(-loss, -3.6 * loss + noise, 3.6, 3)
+    assert verdict.startswith("not reproduced (the networks lose defense") and lo <= 3.6 <= hi
+    wide = 3.6 * loss + np.tile([2.0, -1.9], 6)  # gains on average, but the interval holds 0 and 3.6
+    assert report.ratio_verdict(loss, wide, 3.6, 3)[0] == "undecided (the interval holds both 0 and 3.6)"
+    assert report.ratio_verdict(-loss, 2 * loss + noise, 3.6, 3)[0] == "not reproduced"  # gains both: no trade-off
+    assert report.ratio_verdict(loss, 3.6 * loss, 3.6, 1)[0] == "undecided (one run)"

@@ -175,6 +175,29 @@ def defense_verdict(baseline: list, defended: list, paper_baseline: float, paper
     return "not reproduced", f"no significant reduction; {said}"
 
 
+def ratio_verdict(loss, gain, paper_ratio: float, runs: int) -> tuple[str, float, float, float]:
+    """(verdict, slope, low, high) for 002's claim "a relative accuracy loss of p% buys a relative defense gain
+    of about ``paper_ratio``·p%", from per-run relative losses and gains (fractions, vs the dense networks).
+    The slope through the origin and its 95% interval come from ``metrics.slope_through_origin``. Not
+    reproduced when the networks do not gain defense on average (a positive slope from runs that gain accuracy
+    and lose defense is the opposite of the claim); reproduced when the interval holds the paper's ratio
+    and excludes 0; undecided when it holds both; partly when it excludes both but is positive; undecided
+    with a single run."""
+    b, lo, hi = metrics.slope_through_origin(loss, gain)
+    mean_gain = float(np.mean(gain))
+    if runs < 2:
+        verdict = "undecided (one run)"
+    elif mean_gain <= 0:
+        verdict = f"not reproduced (the networks lose defense: {100 * mean_gain:+.1f}% on average)"
+    elif lo <= paper_ratio <= hi:
+        verdict = "reproduced" if lo > 0 else f"undecided (the interval holds both 0 and {paper_ratio:g})"
+    elif lo > 0:
+        verdict = f"partly (a positive trade-off, but not {paper_ratio:g})"
+    else:
+        verdict = "not reproduced"
+    return verdict, b, lo, hi
+
+
 def show_whole(df: pd.DataFrame) -> None:
     """Display ``df`` without cutting its long text cells (a verdict's reason) to pandas' 50 characters."""
     from IPython.display import display
