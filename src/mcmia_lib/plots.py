@@ -233,6 +233,27 @@ def tradeoff(df: pd.DataFrame, title: str = ""):
     return fig
 
 
+def _by_sparsity(ax, df: pd.DataFrame, x: str, size: float):
+    """Defense against column ``x``, one marker per network family (dense, IMP, butterfly), coloured by the
+    % of nonzero weights; returns the last scatter, for the colour bar."""
+    markers = {"Dense": "s", "IMP": "*", "Butterfly": "o"}
+    norm = plt.Normalize(0, 100)
+    for family, g in df.groupby("family", sort=False):
+        sc = ax.scatter(g[x], g["defense"], c=g["nonzero %"], cmap="viridis", norm=norm, s=size,
+                        marker=markers.get(family, "o"), edgecolor="k", label=family, zorder=3)
+    return sc
+
+
+def _defense_axes(fig, ax, sc, xlabel: str, title: str):
+    fig.colorbar(sc, ax=ax, label="% of nonzero weights")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("defense D = 200 − 2A")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
 def defense_vs_accuracy(df: pd.DataFrame, slope: float | None = None, paper_slope: float | None = None,
                         title: str = ""):
     """002 Fig. 1: defense D against test accuracy, mean ± std over runs, one marker per network, IMP and
@@ -240,29 +261,19 @@ def defense_vs_accuracy(df: pd.DataFrame, slope: float | None = None, paper_slop
     label, nonzero %, accuracy, accuracy std, defense, defense std. Lines through the dense network: our fitted
     slope and 002's (both in D points per accuracy point)."""
     fig, ax = plt.subplots(figsize=(8, 5))
-    markers = {"Dense": "s", "IMP": "*", "Butterfly": "o"}
-    norm = plt.Normalize(0, 100)
-    for family, g in df.groupby("family", sort=False):
-        ax.errorbar(g["accuracy"], g["defense"], xerr=g["accuracy std"], yerr=g["defense std"], fmt="none",
-                    ecolor="0.6", lw=1, zorder=1)
-        sc = ax.scatter(g["accuracy"], g["defense"], c=g["nonzero %"], cmap="viridis", norm=norm, s=90,
-                        marker=markers.get(family, "o"), edgecolor="k", label=family, zorder=2)
-        for _, r in g.iterrows():
-            ax.annotate(f"{r['nonzero %']:.1f}%", (r["accuracy"], r["defense"]), textcoords="offset points",
-                        xytext=(5, 4), fontsize=7)
+    ax.errorbar(df["accuracy"], df["defense"], xerr=df["accuracy std"], yerr=df["defense std"], fmt="none",
+                ecolor="0.6", lw=1, zorder=1)
+    sc = _by_sparsity(ax, df, "accuracy", 90)
+    for _, r in df.iterrows():
+        ax.annotate(f"{r['nonzero %']:.1f}%", (r["accuracy"], r["defense"]), textcoords="offset points",
+                    xytext=(5, 4), fontsize=7)
     dense = df[df["family"] == "Dense"].iloc[0]
     xs = np.linspace(df["accuracy"].min(), df["accuracy"].max(), 2)
     for s, style, name in ((slope, "-", "fitted"), (paper_slope, "--", "002's line")):
         if s is not None:
             ax.plot(xs, dense["defense"] + s * (xs - dense["accuracy"]), style, c="C3", lw=1,
                     label=f"{name}: slope {s:.2f}")
-    fig.colorbar(sc, ax=ax, label="% of nonzero weights")
-    ax.set_xlabel("target test accuracy (%)")
-    ax.set_ylabel("defense D = 200 − 2A")
-    ax.legend(fontsize=8)
-    ax.set_title(title)
-    fig.tight_layout()
-    return fig
+    return _defense_axes(fig, ax, sc, "target test accuracy (%)", title)
 
 
 def relative_tradeoff(pts: pd.DataFrame, slope: float, paper_slope: float, title: str = ""):
@@ -291,18 +302,8 @@ def defense_vs_gap(df: pd.DataFrame, title: str = ""):
     ``df``: columns family, nonzero %, gap, defense."""
     fig, ax = plt.subplots(figsize=(7, 4.4))
     sns.regplot(df, x="gap", y="defense", scatter=False, ci=95, color="0.4", line_kws={"lw": 1}, ax=ax)
-    markers = {"Dense": "s", "IMP": "*", "Butterfly": "o"}
-    norm = plt.Normalize(0, 100)
-    for family, g in df.groupby("family", sort=False):
-        sc = ax.scatter(g["gap"], g["defense"], c=g["nonzero %"], cmap="viridis", norm=norm, s=70,
-                        marker=markers.get(family, "o"), edgecolor="k", label=family, zorder=3)
-    fig.colorbar(sc, ax=ax, label="% of nonzero weights")
-    ax.set_xlabel("target train − test accuracy (points)")
-    ax.set_ylabel("defense D = 200 − 2A")
-    ax.legend(fontsize=8)
-    ax.set_title(title)
-    fig.tight_layout()
-    return fig
+    sc = _by_sparsity(ax, df, "gap", 70)
+    return _defense_axes(fig, ax, sc, "target train − test accuracy (points)", title)
 
 
 def seed_curves(entries_by_dataset: dict, title: str = ""):
