@@ -119,3 +119,17 @@ def test_slope_through_origin_matches_least_squares_and_its_interval():
     assert lo < b < hi and stats.t.ppf(0.975, 39) > 2
     with pytest.raises(ValueError, match="at least 2 paired points"):
         metrics.slope_through_origin([0.0, 0.0], [1.0, 2.0])
+
+
+def test_line_slope_matches_numpy_and_its_interval_covers():
+    x = np.random.default_rng(1).uniform(40, 55, 30)
+    noisy = lambda seed: 10 - 3.25 * x + np.random.default_rng(seed).normal(0, 3, 30)  # noqa: E731
+    b, lo, hi = metrics.line_slope(x, noisy(0))
+    assert b == pytest.approx(np.polyfit(x, noisy(0), 1)[0]) and lo < b < hi
+    covered = 0
+    for seed in range(400):
+        _, lo, hi = metrics.line_slope(x, noisy(seed))
+        covered += lo <= -3.25 <= hi
+    assert 0.92 < covered / 400 < 0.98
+    with pytest.raises(ValueError, match="at least 3 paired points"):
+        metrics.line_slope([1.0, 1.0, 1.0], [1.0, 2.0, 3.0])

@@ -154,3 +154,15 @@ def slope_through_origin(x, y, level: float = 0.95) -> tuple[float, float, float
     se = np.sqrt(np.sum((y - b * x) ** 2) / (len(x) - 1) / (x @ x))
     half = student.ppf(0.5 + level / 2, len(x) - 1) * se
     return b, b - half, b + half
+def line_slope(x, y, level: float = 0.95) -> tuple[float, float, float]:
+    """Least-squares slope b of y = a + b·x and its ``level`` confidence interval from the t-distribution with
+    n − 2 degrees of freedom: the line of 002's Figure 1 (defense points per accuracy point)."""
+    from scipy.stats import linregress, t as student
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or len(x) < 3 or np.ptp(x) == 0:
+        raise ValueError(f"need at least 3 paired points with different x, got {len(x)} x and {len(y)} y")
+    fit = linregress(x, y)
+    half = student.ppf(0.5 + level / 2, len(x) - 2) * fit.stderr
+    return float(fit.slope), float(fit.slope - half), float(fit.slope + half)
+
+
