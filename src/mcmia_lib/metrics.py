@@ -154,6 +154,8 @@ def slope_through_origin(x, y, level: float = 0.95) -> tuple[float, float, float
     se = np.sqrt(np.sum((y - b * x) ** 2) / (len(x) - 1) / (x @ x))
     half = student.ppf(0.5 + level / 2, len(x) - 1) * se
     return b, b - half, b + half
+
+
 def line_slope(x, y, level: float = 0.95) -> tuple[float, float, float]:
     """Least-squares slope b of y = a + b·x and its ``level`` confidence interval from the t-distribution with
     n − 2 degrees of freedom: the line of 002's Figure 1 (defense points per accuracy point)."""
@@ -164,5 +166,3 @@ def line_slope(x, y, level: float = 0.95) -> tuple[float, float, float]:
     fit = linregress(x, y)
     half = student.ppf(0.5 + level / 2, len(x) - 2) * fit.stderr
     return float(fit.slope), float(fit.slope - half), float(fit.slope + half)
-
-
