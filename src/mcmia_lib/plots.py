@@ -235,12 +235,13 @@ def tradeoff(df: pd.DataFrame, title: str = ""):
 
 def _by_sparsity(ax, df: pd.DataFrame, x: str, size: float):
     """Defense against column ``x``, one marker per network family (dense, IMP, butterfly), coloured by the
-    % of nonzero weights; returns the last scatter, for the colour bar."""
+    % of nonzero weights, the dense reference drawn on top; returns the last scatter, for the colour bar."""
     markers = {"Dense": "s", "IMP": "*", "Butterfly": "o"}
     norm = plt.Normalize(0, 100)
     for family, g in df.groupby("family", sort=False):
         sc = ax.scatter(g[x], g["defense"], c=g["nonzero %"], cmap="viridis", norm=norm, s=size,
-                        marker=markers.get(family, "o"), edgecolor="k", label=family, zorder=3)
+                        marker=markers.get(family, "o"), edgecolor="k", label=family,
+                        zorder=4 if family == "Dense" else 3)
     return sc
 
 
