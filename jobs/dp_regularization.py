@@ -40,6 +40,7 @@ def main():
                 for layer in p["inversion_layers"]:
                     e = run_inversion(InversionSpec(lomurno_spec(q, c, p["inversion_seed"]), layer,
                                                     epochs=p["inversion_epochs"], n_train=p["inversion_n_train"],
+                                                    n_val=p["inversion_n_val"],
                                                     n_test=p["inversion_n_test"]))
                     print(f"{stamp()} inversion {name} {c} {layer}: MSE {e.result['test_mse']:.4f}", flush=True)
         elif kind == "t1":

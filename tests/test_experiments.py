@@ -3,7 +3,7 @@ import pytest
 
 from mcmia_lib.experiments import METHODS, mcmia_spec
 from mcmia_lib.runner import training_key
-from mcmia_lib.store import spec_key
+from mcmia_lib.store import RUN_COMPONENTS, spec_key
 from mcmia_lib.defenses.regularization import Regularization
 
 P = dict(dataset="digits", model="mlp", n_target=300, epochs=3, batch_size=32, lr=1e-3, optimizer="adam",
@@ -13,7 +13,7 @@ P = dict(dataset="digits", model="mlp", n_target=300, epochs=3, batch_size=32, l
 
 def test_methods_are_distinct_and_pruning_starts_from_the_baseline():
     specs = {m: mcmia_spec(P, m, seed=0) for m in METHODS}
-    assert len({spec_key(s) for s in specs.values()}) == 4
+    assert len({spec_key(s, RUN_COMPONENTS) for s in specs.values()}) == 4
     from dataclasses import replace
     pretrain = replace(specs["pruning+minmax"], pruning=None, minmax=None)
     assert training_key(pretrain) == training_key(specs["baseline"])

@@ -56,3 +56,27 @@ def test_discriminators_find_a_signal_and_report_the_strongest():
 def test_bad_attack_settings_are_named():
     with pytest.raises(ValueError, match="eps must be > 0"):
         GononAttack(eps=0)
+
+
+def test_the_discriminator_is_chosen_on_the_shadow_never_on_the_targets_membership():
+    rng = np.random.default_rng(1)
+    member = np.r_[np.ones(200), np.zeros(200)].astype(bool)
+
+    def feats(shift):
+        x = rng.normal(size=(400, 4))
+        x[member, 0] += shift
+        x[member, 1] += shift * rng.normal(size=member.sum())  # a second, noisier signal
+        return torch.tensor(x, dtype=torch.float32)
+    cfg = GononAttack(epochs=3, hidden=((30,), (30, 30)), lrs=(1e-2, 1e-4))
+    shadow, target = feats(1.0), feats(1.0)
+    out = gonon_attack(shadow, member, target, member, cfg, seed=0)
+    runs = out["discriminators"]
+    chosen = max(runs, key=lambda r: r["selection_accuracy"])
+    assert out["best"] == {"hidden": chosen["hidden"], "lr": chosen["lr"]}
+    assert out["accuracy"] == chosen["accuracy"] <= out["oracle"]["accuracy"] == max(r["accuracy"] for r in runs)
+    for flipped in (rng.permutation(member), ~member):  # the target's labels change, the choice must not
+        again = gonon_attack(shadow, member, target, flipped, cfg, seed=0)
+        assert again["best"] == out["best"]
+    a, b = metrics.stratified_halves(member, seed=3)
+    assert len(np.intersect1d(a, b)) == 0 and len(a) + len(b) == 400
+    assert member[a].sum() == member[b].sum() == 100

@@ -3,7 +3,9 @@ import pytest
 import torch
 
 from mcmia_lib import models
-from mcmia_lib.inversion import LAYERS, Decoder, InversionSpec, Prefix, cut_points, run_inversion
+import numpy as np
+
+from mcmia_lib.inversion import LAYERS, Decoder, InversionSpec, Prefix, cut_points, decoder_members, run_inversion
 from mcmia_lib.runner import ExperimentSpec
 from mcmia_lib.train import TrainConfig
 
@@ -36,9 +38,29 @@ def test_decoder_reconstructs_an_image_from_every_layer_and_the_prefix_is_frozen
 def test_inversion_result_is_cached(tmp_store):
     target = ExperimentSpec(dataset="digits", model="lomurno_cnn", width=0.25, n_target=300, nn_attack=None,
                             train=TrainConfig(epochs=1, batch_size=50, lr=0.1))
-    spec = InversionSpec(target, "Conv1", epochs=1, n_examples=3)
+    spec = InversionSpec(target, "Conv1", epochs=6, patience=2, n_train=150, n_val=100, n_examples=3)
     first = run_inversion(spec, tmp_store)
-    assert 0 < first.result["test_mse"] < 1 and first.arrays["reconstructions"].shape == (3, 1, 8, 8)
-    assert run_inversion(spec, tmp_store).result == first.result
+    r = first.result
+    assert 0 < r["test_mse"] < 1 and first.arrays["reconstructions"].shape == (3, 1, 8, 8)
+    assert run_inversion(spec, tmp_store).result == r
+    val = [h["val_mse"] for h in r["history"]]
+    assert r["best_epoch"] == 1 + int(np.argmin(val)) and r["epochs_run"] == len(val) <= 6
+    assert r["epochs_run"] == 6 or r["epochs_run"] - r["best_epoch"] == 2  # stopped by patience, not earlier
+    assert 0 < r["mean_image_mse"] < 1 and (r["n_train"], r["n_val"]) == (150, 100)
     with pytest.raises(ValueError, match="unknown layer 'Conv4'"):
         InversionSpec(target, "Conv4")
+    with pytest.raises(ValueError, match="cannot draw 250 decoder training and 100 validation"):
+        run_inversion(InversionSpec(target, "Conv1", n_train=250, n_val=100), tmp_store)
+
+
+def test_decoder_members_are_a_random_draw_not_a_prefix_of_sorted_members():
+    labels = np.repeat(np.arange(10), 1000)  # a class-ordered copy (the CIFAR-10 JPEG archive)
+    members = np.sort(np.random.default_rng(0).choice(10000, 5000, replace=False))
+    train, val = decoder_members(members, 2000, 500, seed=0)
+    assert len(np.intersect1d(train, val)) == 0 and set(train) | set(val) <= set(members)
+    counts = np.bincount(labels[train], minlength=10)
+    assert counts.min() > 150  # a prefix would hold about two classes
+    assert np.array_equal(decoder_members(members, 2000, 500, seed=0)[0], train)
+    assert not np.array_equal(decoder_members(members, 2000, 500, seed=1)[0], train)
+    everything, _ = decoder_members(members, None, 500, seed=0)
+    assert len(everything) == 4500

@@ -7,7 +7,7 @@ import pytest
 from mcmia_lib import store as store_mod
 from mcmia_lib.attacks import NNAttackConfig
 from mcmia_lib.runner import ExperimentSpec, run, training_key
-from mcmia_lib.store import CorruptEntryError, Store, spec_key
+from mcmia_lib.store import RUN_COMPONENTS, CorruptEntryError, Store, spec_key
 from mcmia_lib.train import TrainConfig
 
 SPEC = ExperimentSpec("digits", "mlp", TrainConfig(epochs=3, batch_size=64, lr=1e-3, optimizer="adam"),
@@ -15,12 +15,12 @@ SPEC = ExperimentSpec("digits", "mlp", TrainConfig(epochs=3, batch_size=64, lr=1
 
 
 def test_key_depends_on_every_field_and_versions(monkeypatch):
-    k, tk = spec_key(SPEC), training_key(SPEC)
-    assert spec_key(SPEC.with_seed(1)) != k
-    assert spec_key(ExperimentSpec(**{**SPEC.__dict__, "width": 0.5})) != k
+    k, tk = spec_key(SPEC, RUN_COMPONENTS), training_key(SPEC)
+    assert spec_key(SPEC.with_seed(1), RUN_COMPONENTS) != k
+    assert spec_key(ExperimentSpec(**{**SPEC.__dict__, "width": 0.5}), RUN_COMPONENTS) != k
     assert tk == training_key(ExperimentSpec(**{**SPEC.__dict__, "nn_attack": NNAttackConfig()}))
     monkeypatch.setitem(store_mod.VERSIONS, "attacks", 999)
-    assert spec_key(SPEC) != k
+    assert spec_key(SPEC, RUN_COMPONENTS) != k
     assert training_key(SPEC) == tk  # a new attack version re-runs attacks, not training
     monkeypatch.setitem(store_mod.VERSIONS, "train", 999)
     assert training_key(SPEC) != tk

@@ -5,6 +5,8 @@ checkout, then ``data/`` of the checkout, then torchvision's download where the 
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 import os
 import tarfile
@@ -46,6 +48,29 @@ class Dataset:
     def to(self, device) -> "Dataset":
         move = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test")}
         return Dataset(self.name, self.label, num_classes=self.num_classes, mean=self.mean, std=self.std, **move)
+
+
+def fingerprint(ds: Dataset) -> str:
+    """SHA-256 (first 16 hex digits) of a dataset's images and labels, train then test: its content identity
+    in store keys (the same name may be the JPEG copy, the official files or a custom folder)."""
+    h = hashlib.sha256()
+    for t in (ds.x_train, ds.y_train, ds.x_test, ds.y_test):
+        h.update(str((tuple(t.shape), str(t.dtype))).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=None)
+def dataset_fingerprint(name: str) -> str:
+    """``fingerprint`` of the dataset ``name`` as ``load_dataset`` finds it (once per process)."""
+    return fingerprint(load_dataset(name))
+
+
+# The copies every stored entry was computed on (../shared/data: MNIST and Fashion-MNIST in torchvision's
+# layout, CIFAR-10 as the JPEG copy; scikit-learn's digits). Keys of specs on these copies carry no fingerprint, so they kept the
+# keys they had before fingerprints entered keys; any other copy adds its fingerprint (store.spec_key).
+REFERENCE_FINGERPRINTS = {"mnist": "a29846c00097402e", "fashion_mnist": "36e93975cb25501b",
+                          "cifar10": "36ccc5b7c34f019f", "digits": "37368aca7b72d2b2"}
 
 
 def candidate_roots() -> list[Path]:

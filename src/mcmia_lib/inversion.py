@@ -6,8 +6,13 @@ is the black-box case (the softmax output).
 
 004 prints no decoder sizes: ours maps the layer output to 32 channels (a dense layer to a (32, H/4, W/4)
 map for vectors, a 1×1 convolution for maps), doubles the resolution with nearest upsampling + 3×3
-convolution blocks until it is the image's, then a 3×3 convolution and the 3×3 output convolution. The attacker trains on the target's training images (its members)
-and is evaluated on the test set, as 004's Table 4 reports test-set scores.
+convolution blocks until it is the image's, then a 3×3 convolution and the 3×3 output convolution.
+
+The attacker trains on a seeded random draw of the target's members (member indices are sorted and the
+CIFAR-10 JPEG copy is ordered by class, so a prefix would hold two classes), for at most ``epochs`` (004: 20)
+and keeps the epoch of lowest MSE on ``n_val`` other members (stopping after ``patience`` epochs without
+improvement). It is evaluated on the test set, as 004's Table 4 reports test-set scores, next to the MSE of
+predicting the mean training image: a decoder that does not beat it has learnt nothing from the layer.
 """
 from __future__ import annotations
 
@@ -90,31 +95,57 @@ class InversionSpec:
 
     target: ExperimentSpec
     layer: str
-    epochs: int = 5
-    n_train: int | None = None  # decoder training images from the target's members (None: all)
+    epochs: int = 20
+    n_train: int | None = None  # decoder training images: a random draw of the target's members (None: all but n_val)
+    n_val: int = 500  # other members on which the epoch of lowest MSE is chosen
+    patience: int = 3  # stop after this many epochs without a lower validation MSE
     batch_size: int = 128
     lr: float = 1e-3
     n_test: int | None = None  # test images for the MSE: a fixed random subset of this many (None: all)
     n_examples: int = 8  # test reconstructions kept for figures
-    code_version: int = 1
+    code_version: int = 2  # 2: random member draw, validation-chosen epoch, mean-image MSE
 
     def __post_init__(self):
         if self.layer not in LAYERS:
             raise ValueError(f"unknown layer {self.layer!r}; choose one of {', '.join(LAYERS)}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be >= 1")
+        if self.epochs < 1 or self.batch_size < 1 or self.n_val < 1 or self.patience < 1:
+            raise ValueError(f"epochs, batch_size, n_val and patience must be >= 1; got {self.epochs}, "
+                             f"{self.batch_size}, {self.n_val}, {self.patience}")
 
 
 def _images(ds, x_uint8):
     return normalize(x_uint8, ds.mean, ds.std), x_uint8.float() / 255
 
 
+def decoder_members(members: np.ndarray, n_train: int | None, n_val: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded random draw of (``n_train`` training, ``n_val`` validation) members, disjoint; ``n_train``
+    None takes every member not drawn for validation."""
+    n_train = len(members) - n_val if n_train is None else n_train
+    if n_train < 1 or n_train + n_val > len(members):
+        raise ValueError(f"the target has {len(members)} members: cannot draw {n_train} decoder training and "
+                         f"{n_val} validation images; lower inversion_n_train or n_val")
+    draw = np.random.default_rng([seed, 4]).permutation(members)
+    return draw[:n_train], draw[n_train:n_train + n_val]
+
+
+def _mse(decoder, prefix, ds, x_uint8) -> tuple[float, torch.Tensor]:
+    """Mean squared error of the reconstructions of ``x_uint8`` (pixels in [0, 1]) and the first batch's output."""
+    se, first = 0.0, None
+    with torch.no_grad():
+        for i in range(0, len(x_uint8), 1000):
+            x, target_img = _images(ds, x_uint8[i:i + 1000])
+            out = decoder(prefix(x))
+            se += F.mse_loss(out, target_img, reduction="sum").item()
+            first = out if first is None else first
+    return se / x_uint8.numel(), first
+
+
 def _fit(spec: InversionSpec) -> tuple[dict, dict]:
     ds, split = data_and_split(spec.target)
     target = trained_model(spec.target).cpu()
     prefix = Prefix(target, spec.layer)
-    members = split.target_train if spec.n_train is None else split.target_train[:spec.n_train]
-    x_train = ds.x_train[torch.as_tensor(members)]
+    train_idx, val_idx = decoder_members(split.target_train, spec.n_train, spec.n_val, spec.target.seed)
+    x_train, x_val = ds.x_train[torch.as_tensor(train_idx)], ds.x_train[torch.as_tensor(val_idx)]
     torch.manual_seed(spec.target.seed)
     with torch.no_grad():
         feature_shape = tuple(prefix(normalize(x_train[:2], ds.mean, ds.std)).shape[1:])
@@ -122,7 +153,9 @@ def _fit(spec: InversionSpec) -> tuple[dict, dict]:
     opt = torch.optim.Adam(decoder.parameters(), lr=spec.lr)
     gen = torch.Generator().manual_seed(spec.target.seed)
     t0, history = time.perf_counter(), []
+    best, best_state, best_epoch = float("inf"), None, 0
     for epoch in tqdm(range(spec.epochs), desc=f"inversion {spec.layer}", disable=quiet(), leave=False):
+        decoder.train()
         perm, tot = torch.randperm(len(x_train), generator=gen), 0.0
         for i in range(0, len(perm), spec.batch_size):
             x, target_img = _images(ds, x_train[perm[i:i + spec.batch_size]])
@@ -131,19 +164,24 @@ def _fit(spec: InversionSpec) -> tuple[dict, dict]:
             loss.backward()
             opt.step()
             tot += loss.item() * len(x)
-        history.append({"epoch": epoch + 1, "train_mse": tot / len(perm)})
+        decoder.eval()
+        val_mse = _mse(decoder, prefix, ds, x_val)[0]
+        history.append({"epoch": epoch + 1, "train_mse": tot / len(perm), "val_mse": val_mse})
+        if val_mse < best:
+            best, best_epoch = val_mse, epoch + 1
+            best_state = {k: v.clone() for k, v in decoder.state_dict().items()}
+        elif epoch + 1 - best_epoch >= spec.patience:
+            break
+    decoder.load_state_dict(best_state)
     decoder.eval()
     x_test = ds.x_test[curve_indices(len(ds.y_test), spec.n_test)]
-    se, recon = 0.0, []
-    with torch.no_grad():
-        for i in range(0, len(x_test), 1000):
-            x, target_img = _images(ds, x_test[i:i + 1000])
-            out = decoder(prefix(x))
-            se += F.mse_loss(out, target_img, reduction="sum").item()
-            if i == 0:
-                recon = (out[:spec.n_examples] * 255).round().to(torch.uint8)
-    result = {"test_mse": se / x_test.numel(), "n_test": len(x_test), "history": history,
-              "feature_shape": list(feature_shape), "seconds": time.perf_counter() - t0}
+    test_mse, first = _mse(decoder, prefix, ds, x_test)
+    mean_image = (x_train.float() / 255).mean(0)
+    baseline = float(((x_test.float() / 255 - mean_image) ** 2).mean())
+    result = {"test_mse": test_mse, "mean_image_mse": baseline, "best_epoch": best_epoch,
+              "epochs_run": len(history), "n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(x_test),
+              "history": history, "feature_shape": list(feature_shape), "seconds": time.perf_counter() - t0}
+    recon = (first[:spec.n_examples] * 255).round().to(torch.uint8)
     return result, {"reconstructions": recon.numpy(), "originals": x_test[:spec.n_examples].numpy()}
 
 

@@ -80,6 +80,20 @@ def best_threshold(is_member, score) -> float:
     return float(thr[int(np.argmax(tpr - fpr))])
 
 
+def stratified_halves(is_member, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint random halves of the indices of ``is_member``, each with half of the members and half of
+    the non-members (an odd count leaves the extra one in the second half): fit or choose on one, report on
+    the other, so that a reported number never saw its own selection."""
+    y = np.asarray(is_member, dtype=bool)
+    rng = np.random.default_rng([seed, 5])
+    first, second = [], []
+    for group in (np.flatnonzero(y), np.flatnonzero(~y)):
+        g = rng.permutation(group)
+        first.append(g[:len(g) // 2])
+        second.append(g[len(g) // 2:])
+    return np.sort(np.concatenate(first)), np.sort(np.concatenate(second))
+
+
 def defense_score(attack_acc_percent):
     """Gonon et al.'s defense score D = 200 - 2A, with A the attack accuracy in percent (002, Sec. 3)."""
     return 200.0 - 2.0 * np.asarray(attack_acc_percent, dtype=float)

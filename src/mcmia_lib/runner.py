@@ -26,7 +26,7 @@ from .defenses.pruning import ADMMPruning, ADMMHook, MaskHook, hard_prune, spars
 from .defenses.regularization import L2LastLayerHook, Regularization
 from .models import build_model, count_parameters
 from .paths import REPO_ROOT, atomic_write_bytes
-from .store import TRAINING_COMPONENTS, Entry, Store, spec_key
+from .store import RUN_COMPONENTS, TRAINING_COMPONENTS, Entry, Store, spec_key
 from .train import TrainConfig, curve_indices, predict, train
 
 
@@ -252,7 +252,7 @@ def run(spec: ExperimentSpec, store: Store | None = None, recompute: bool = Fals
 
     ``recompute=True`` replaces an existing (e.g. corrupt) entry."""
     store = store or Store()
-    key = spec_key(spec)
+    key = spec_key(spec, RUN_COMPONENTS)
     if store.has(key) and not recompute:
         return store.load(key)
     result, arrays = _compute(spec)

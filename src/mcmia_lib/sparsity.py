@@ -25,7 +25,7 @@ from .defenses.pruning import MaskHook, prunable
 from .models import build_model, count_parameters
 from .models.butterfly import butterfly_segments
 from .runner import cached_phase, hardware, weights_path
-from .store import TRAINING_COMPONENTS, Entry, Store, spec_key
+from .store import SPARSITY_COMPONENTS, TRAINING_COMPONENTS, Entry, Store, spec_key
 from .train import KeepBest, TrainConfig, predict, train
 
 KINDS = ("dense", "butterfly", "imp")
@@ -114,7 +114,8 @@ def trained_network(spec: SparsitySpec, role: str) -> tuple[torch.nn.Module, lis
     if spec.net.kind == "butterfly":
         butterfly_segments(model, spec.net.segments, spec.net.factors)
     model = model.to(device)
-    key = "sp-" + spec_key({"net": replace(spec, attack=None, n_attack=None), "role": role}, TRAINING_COMPONENTS)
+    key = "sp-" + spec_key({"net": replace(spec, attack=None, n_attack=None), "role": role},
+                           TRAINING_COMPONENTS + ("sparsity",))
     seed = _seed(spec, role)
     hooks = [KeepBest()]
     if spec.net.kind == "imp" and not weights_path(key).exists():  # prune the previous round's network
@@ -184,7 +185,7 @@ def _compute(spec: SparsitySpec) -> tuple[dict, dict]:
 def run_sparsity(spec: SparsitySpec, store: Store | None = None) -> Entry:
     """The stored result of ``spec`` (computed and stored first when absent)."""
     store = store or Store()
-    key = "sp-" + spec_key(spec)
+    key = "sp-" + spec_key(spec, SPARSITY_COMPONENTS)
     if store.has(key):
         return store.load(key)
     result, arrays = _compute(spec)

@@ -1,13 +1,22 @@
 """Results store: an experiment's frozen spec hashes to a key; its entry is a folder holding
 ``spec.json``, ``result.json`` (metrics, histories, provenance) and ``arrays.npz`` (per-example scores).
 
-Entries are written to a temporary folder and renamed into place, so a run killed midway leaves no half
-entry. The root is ``$MCMIA_STORE`` or ``data/results`` of the checkout.
+Entries are written to a temporary folder and renamed into place (an existing entry is swapped out in one
+step), so a run killed midway leaves no half entry. The root is ``$MCMIA_STORE`` or ``data/results`` of the
+checkout.
+
+A key hashes the canonical spec, the versions of the components that produce the entry, and the content
+fingerprint of each dataset the spec names (``data.fingerprint``). Two encodings keep stored keys stable as
+the scheme grows, as dropping ``None`` fields does for new spec fields: a component added after entries were
+stored (``LATER_COMPONENTS``) enters the key from its version 2 on, and a dataset identical to the copy the
+store was computed on (``data.REFERENCE_FINGERPRINTS``) adds nothing. ``tests/test_keys.py`` recomputes every
+stored entry's key from its ``spec.json``.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ctypes
 import io
 import json
 import os
@@ -21,9 +30,14 @@ import numpy as np
 from .paths import REPO_ROOT
 
 # Bump a component's version when a change alters its numbers: old entries then no longer match.
-VERSIONS = {"data": 1, "models": 1, "train": 2, "attacks": 2, "metrics": 1}
-# History: train 2 / attacks 2 = scores computed without float64 saturation (loss, confidence, entropies).
-TRAINING_COMPONENTS = ("data", "models", "train")
+VERSIONS = {"data": 1, "models": 1, "train": 2, "attacks": 2, "metrics": 1,
+            "defenses": 1, "sparsity": 1, "shadow_attack": 2}
+# History: train 2 / attacks 2 = scores computed without float64 saturation (loss, confidence, entropies);
+# shadow_attack 2 = 002's discriminator chosen on a held-out half of the shadow, not on the target.
+LATER_COMPONENTS = ("defenses", "sparsity", "shadow_attack")  # in keys from version 2 on (module docstring)
+TRAINING_COMPONENTS = ("data", "models", "train", "defenses")  # a trained model (defenses shape its weights)
+RUN_COMPONENTS = TRAINING_COMPONENTS + ("attacks", "metrics")  # runner.run's entries
+SPARSITY_COMPONENTS = RUN_COMPONENTS + ("sparsity", "shadow_attack")  # 002's results
 
 
 class CorruptEntryError(RuntimeError):
@@ -46,12 +60,47 @@ def canonical(obj):
     return obj
 
 
-def spec_key(spec, components=None) -> str:
-    """SHA-256 (first 16 hex digits) of the canonical spec plus the versions of ``components`` (all by
-    default; a trained model's key names only the components that produce it)."""
-    versions = {k: v for k, v in VERSIONS.items() if components is None or k in components}
-    blob = json.dumps({"spec": canonical(spec), "versions": versions}, sort_keys=True, separators=(",", ":"))
+def _dataset_names(obj) -> set[str]:
+    """Every value of a ``dataset`` field in a canonical spec, however deeply nested."""
+    if isinstance(obj, dict):
+        found = {obj["dataset"]} if isinstance(obj.get("dataset"), str) else set()
+        return found.union(*(_dataset_names(v) for v in obj.values()))
+    if isinstance(obj, list):
+        return set().union(*(_dataset_names(v) for v in obj))
+    return set()
+
+
+def spec_key(spec, components) -> str:
+    """SHA-256 (first 16 hex digits) of the canonical spec, the versions of ``components`` (those that
+    produce the entry: ``TRAINING_COMPONENTS``, ``RUN_COMPONENTS``, ...) and the datasets' fingerprints."""
+    from .data import REFERENCE_FINGERPRINTS, dataset_fingerprint
+    unknown = set(components) - set(VERSIONS)
+    if unknown:
+        raise ValueError(f"unknown store components {sorted(unknown)}; known: {sorted(VERSIONS)}")
+    versions = {k: VERSIONS[k] for k in components if not (k in LATER_COMPONENTS and VERSIONS[k] == 1)}
+    body = canonical(spec)
+    content = {"spec": body, "versions": versions}
+    prints = {n: fp for n in sorted(_dataset_names(body))
+              if (fp := dataset_fingerprint(n)) != REFERENCE_FINGERPRINTS.get(n)}
+    if prints:
+        content["data"] = prints
+    blob = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+_RENAME_EXCHANGE = 2  # renameat2 flag (Linux >= 3.15): swap two paths atomically
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the folders ``a`` and ``b`` in one step; False where the system cannot (then the caller falls
+    back to rename-aside)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    AT_FDCWD = -100
+    return fn(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
 
 
 @dataclass
@@ -102,9 +151,19 @@ class Store:
             np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
             (tmp / "arrays.npz").write_bytes(buf.getvalue())
             final = self.path(key)
-            if final.exists():
-                shutil.rmtree(final)
-            os.rename(tmp, final)
+            if not final.exists():
+                os.rename(tmp, final)
+            elif _exchange(tmp, final):  # the old entry now sits in tmp
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:  # no atomic swap here: move the old entry aside, put the new one in, then drop the old
+                aside = tmp.with_name(tmp.name + "-old")
+                os.rename(final, aside)
+                try:
+                    os.rename(tmp, final)
+                except BaseException:
+                    os.rename(aside, final)
+                    raise
+                shutil.rmtree(aside, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
