@@ -133,3 +133,14 @@ def test_line_slope_matches_numpy_and_its_interval_covers():
     assert 0.92 < covered / 400 < 0.98
     with pytest.raises(ValueError, match="at least 3 paired points"):
         metrics.line_slope([1.0, 1.0, 1.0], [1.0, 2.0, 3.0])
+
+
+def test_js_permutation_null_is_a_floor_of_identical_samples_and_detects_a_shift():
+    rng = np.random.default_rng(0)
+    same = metrics.js_permutation_test(rng.normal(size=500), rng.normal(size=500), n_perm=100)
+    assert same["p_value"] > 0.05 and same["js"] <= same["null_95"] * 1.5
+    # the old "floor" split sorted non-members into halves: with a class-ordered set it is no floor at all
+    shifted = metrics.js_permutation_test(rng.normal(0.4, 1, 500), rng.normal(size=500), n_perm=100)
+    assert shifted["p_value"] < 0.02 and shifted["js"] > shifted["null_95"]
+    assert metrics.js_permutation_test([1, 2, 3], [1, 2, 3], n_perm=10, seed=3) == \
+        metrics.js_permutation_test([1, 2, 3], [1, 2, 3], n_perm=10, seed=3)

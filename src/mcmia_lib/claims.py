@@ -162,3 +162,14 @@ def sparsity_claims(boot: dict, family_boots: dict) -> list[dict]:
                                                         f"{100 * hi_gain:+.1f}]%")}
         out.append(claim)
     return out
+
+
+def sparsity_runs(entries: dict, labels, dense: str = "Dense") -> dict:
+    """``report.ratio_bootstrap``'s input from 002's stored results: per run, the dense network's and each
+    network of ``labels``' (target test accuracy in %, D of the attacker's chosen discriminator)."""
+    point = lambda e: (100 * e.result["target"]["test_acc"], e.result["attacks"]["gonon"]["defense"])  # noqa: E731
+    runs = {e.spec["run"]: {"dense": point(e), "sparse": []} for e in entries[dense]}
+    for label in labels:
+        for e in entries[label]:
+            runs[e.spec["run"]]["sparse"].append(point(e))
+    return {r: v for r, v in runs.items() if v["sparse"]}

@@ -54,6 +54,17 @@ def lomurno_dp_slowdown(epsilons=(2, 4, 8)) -> tuple[float, float]:
     return min(ratios), max(ratios)
 
 
+def compression_reference(model: str, ratio: float) -> dict:
+    """The printed compression ratio of ``model`` on CIFAR (000 Table V or 001 Table 4) that equals
+    ``ratio``: which paper a profile's target follows, where the two copies differ (VGG16)."""
+    names = {"vgg16": "CIFAR-VGG16", "mobilenetv2": "CIFAR-MobileNetV2", "resnet18": "CIFAR-ResNet-18"}
+    hits = [r for r in load_reference() if r["row"] == names.get(model) and r["column"] == "reduction ratio"
+            and abs(r["value"] - ratio) < 1e-9]
+    if not hits:
+        raise KeyError(f"no printed compression ratio {ratio} for {model} in 000 Table V / 001 Table 4")
+    return hits[0]
+
+
 def source(rec: dict) -> str:
     return f"{rec['paper']} Table {rec['table']}" if not rec["table"].startswith(("App", "Sec")) \
         else f"{rec['paper']} {rec['table']}"
@@ -319,6 +330,26 @@ def relative_change(dense_acc: float, dense_defense: float, acc, defense) -> tup
     return (dense_acc - acc) / dense_acc, (defense - dense_defense) / abs(dense_defense)
 
 
+def late_dips(entries_by_label: dict, drop: float = 20.0) -> pd.DataFrame:
+    """Runs whose per-epoch test accuracy (curve subset) fell more than ``drop`` points below their best so
+    far in the second half of training: one row per run, at its deepest such dip, with its final accuracy
+    (a fixed epoch budget keeps such a dip in the reported numbers). ``entries_by_label`` = {label: entries}."""
+    rows = []
+    for label, entries in entries_by_label.items():
+        for e in entries:
+            acc = 100 * np.array([h["test_acc"] for h in e.result["history"]])
+            best = np.maximum.accumulate(acc)
+            fall = best - acc
+            late = np.arange(len(acc)) >= len(acc) // 2
+            if late.any() and fall[late].max() > drop:
+                i = int(np.flatnonzero(late)[fall[late].argmax()])
+                rows.append({"run": label, "seed": e.spec["seed"], "epoch": i + 1,
+                             "test accuracy then (%)": acc[i], "best before (%)": best[i],
+                             "final test accuracy (%)": 100 * e.result["test_acc"]})
+    return pd.DataFrame(rows, columns=["run", "seed", "epoch", "test accuracy then (%)", "best before (%)",
+                                       "final test accuracy (%)"])
+
+
 def show_whole(df: pd.DataFrame) -> None:
     """Display ``df`` without cutting its long text cells (a verdict's reason) to pandas' 50 characters."""
     from IPython.display import display
@@ -364,28 +395,57 @@ def per_class_gap(entries_by_label: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def js_table(entries_by_label: dict) -> pd.DataFrame:
+def js_table(entries_by_label: dict, n_perm: int = 200) -> pd.DataFrame:
     """001's gain analysis (Eq. 10: at the optimal inference model G = −log 4 + 2·JS(P_D ‖ P_D')) per
     method, on the evaluation set: the trained NN attack's gain G, the JS lower bound (G + log 4)/2 it
     implies, and a direct binned JS estimate between the members' and non-members' loss scores (nats;
-    log 2 ≈ 0.693 is total separation) on n members vs n non-members, next to the same estimate between
-    two disjoint sets of n non-members: the floor of the estimator at that sample size."""
+    log 2 ≈ 0.693 is total separation) beside a permutation null (``metrics.js_permutation_test``: the same
+    estimate between random splits of the pooled scores, its 95th percentile and the p-value per seed)."""
     rows = []
     for label, entries in entries_by_label.items():
-        gain, js_loss, null = [], [], []
+        gain, tests = [], []
         for e in entries:
             m = e.arrays["eval_member"]
             gain.append(metrics.inference_gain(m, e.arrays["score_nn"]))
-            s_in, s_out = e.arrays["score_loss"][m == 1], e.arrays["score_loss"][m == 0]
-            n = min(len(s_in), len(s_out)) // 2
-            js_loss.append(metrics.js_divergence(s_in[:n], s_out[:n]))
-            null.append(metrics.js_divergence(s_out[:n], s_out[n:2 * n]))
+            s = e.arrays["score_loss"]
+            tests.append(metrics.js_permutation_test(s[m == 1], s[m == 0], n_perm, seed=e.spec["seed"]))
         rows.append({"method": label, "NN attack gain G": fmt(gain, 4, 1.0),
                      "JS lower bound (G + log 4)/2": fmt([metrics.js_lower_bound(g) for g in gain], 4, 1.0),
-                     "binned JS of loss scores": fmt(js_loss, 4, 1.0),
-                     "binned JS, non-members vs non-members": fmt(null, 4, 1.0),
+                     "binned JS of loss scores": fmt([t["js"] for t in tests], 4, 1.0),
+                     "permutation null, 95th percentile": fmt([t["null_95"] for t in tests], 4, 1.0),
+                     "permutation p-value (per seed)": ", ".join(f"{t['p_value']:.3f}" for t in tests),
                      "NN attack accuracy (%)": fmt([e.result["attacks"]["nn"]["accuracy"] for e in entries])})
     return pd.DataFrame(rows).set_index("method")
+
+
+def algorithm1(sweep, candidates, seed: int = 0) -> tuple[pd.DataFrame, int, int]:
+    """001's Algorithm 1 on stored MCMIA-Pruning entries, one per candidate vector of rates: keep the candidate
+    whose NN attack has the smallest gain G. The evaluation set is split once into a selection half and a
+    report half (``metrics.stratified_halves``, the same for every candidate): the choice uses the selection
+    half's gain, every reported number the other half. Returns the table, the chosen row and the *oracle*
+    row (the candidate with the smallest gain on the report half itself)."""
+    member = sweep[0].arrays["eval_member"]
+    if any(not np.array_equal(e.arrays["eval_member"], member) for e in sweep):
+        raise ValueError("Algorithm 1 compares candidates on one evaluation set: the entries' splits differ")
+    select, rep = metrics.stratified_halves(member == 1, seed)
+    rows = []
+    for r, e in zip(candidates, sweep):
+        sp = e.result["sparsity"]
+        score = e.arrays["score_nn"]
+        rows.append({"rates": str(list(r)), "weights kept": sum(layer["nonzero"] for layer in sp),
+                     "compression (×)": sum(layer["weights"] for layer in sp) / sum(layer["nonzero"] for layer in sp),
+                     "test accuracy (%)": 100 * e.result["test_acc"],
+                     "gain G, selection half": metrics.inference_gain(member[select] == 1, score[select]),
+                     "gain G, report half": metrics.inference_gain(member[rep] == 1, score[rep]),
+                     "NN attack accuracy, report half (%)": 100 * metrics.attack_accuracy(member[rep] == 1,
+                                                                                          score[rep] >= 0.5),
+                     "NN attack collapsed": e.result["attacks"]["nn"]["collapsed"]})
+    table = pd.DataFrame(rows)
+    chosen = int(table["gain G, selection half"].to_numpy().argmin())
+    oracle = int(table["gain G, report half"].to_numpy().argmin())
+    table["choice"] = ["← chosen (selection half)" if i == chosen else "" for i in range(len(table))]
+    table.loc[oracle, "choice"] += ("; " if oracle == chosen else "") + "oracle (report half)"
+    return table, chosen, oracle
 
 
 def reference_table(tables, ours: dict, rows=None, digits: int = 2, missing: str = "not run here",

@@ -1,0 +1,76 @@
+"""Each chapter's claims from stored entries: paired by seed, oriented with the paper's effect, gated."""
+import numpy as np
+import pytest
+
+from mcmia_lib import claims, report
+from mcmia_lib.store import Entry
+
+
+def entry(seed, nn=None, acc=0.9, auc=None, run=None):
+    attacks = {}
+    if nn is not None:
+        attacks["nn"] = {"accuracy": nn}
+    if auc is not None:
+        attacks["tfp"] = {"auc": auc}
+    spec = {"seed": seed} if run is None else {"run": run}
+    return Entry(f"k{seed}", spec, {"attacks": attacks, "test_acc": acc})
+
+
+def test_defense_claims_pair_by_seed_and_gate_on_the_baseline():
+    base = [entry(s, nn) for s, nn in zip((2, 0, 1), (0.70, 0.66, 0.68))]  # any order: paired by seed
+    pruned = [entry(s, nn) for s, nn in zip((0, 1, 2), (0.55, 0.56, 0.57))]
+    dead = [entry(s, 0.5, acc=0.1) for s in (0, 1, 2)]
+    out = claims.defense_lowers_attack("R", base, {"P": pruned, "D": dead}, 67.0, {"P": 53.4, "D": 50.0}, 10)
+    assert out[0]["diffs"] == pytest.approx([11.0, 12.0, 13.0]) and out[0]["paper"] == pytest.approx(13.6)
+    t = report.claim_table(out)
+    assert t.loc["R: P lowers the NN attack", "verdict"] == "consistent"
+    assert t.loc["R: D lowers the NN attack", "verdict"] == "collapsed"
+    flat = [entry(s, 0.5 + d) for s, d in zip((0, 1, 2), (0.002, -0.003, 0.001))]
+    t = report.claim_table(claims.defense_lowers_attack("R", flat, {"P": pruned}, 67.0, {"P": 53.4}, 10))
+    assert t.iloc[0]["verdict"] == "contradicted"  # leaks more than a baseline that does not leak: a finding
+    t = report.claim_table(claims.defense_lowers_attack("R", flat, {"P": flat}, 67.0, {"P": 53.4}, 10))
+    assert t.iloc[0]["verdict"] == "not testable" and "does not leak" in t.iloc[0]["note"]
+    with pytest.raises(ValueError, match="no seed in common"):
+        claims.paired(base, [entry(7, 0.5)], claims.nn_attack)
+
+
+def test_lomurno_claims_average_datasets_per_seed_and_choose_on_the_papers_numbers():
+    configs = ["Baseline", "DP eps=2", "DP eps=8", "L2", "L2+Dropout"]
+    auc = {"Baseline": 0.60, "DP eps=2": 0.52, "DP eps=8": 0.55, "L2": 0.58, "L2+Dropout": 0.56}
+    acc = {"Baseline": 0.99, "DP eps=2": 0.90, "DP eps=8": 0.95, "L2": 0.98, "L2+Dropout": 0.97}
+    entries = {d: {c: [entry(s, auc=auc[c] + 0.001 * s + (0.01 if d == "b" else 0), acc=acc[c]) for s in range(3)]
+                   for c in configs} for d in ("a", "b")}
+    ref = lambda r, col: {**{f"{c} MIA AUC": auc[c] for c in configs},  # noqa: E731
+                          **{f"{c} test accuracy": acc[c] for c in configs}}[col]
+    out = claims.lomurno_claims(entries, ["a", "b"], {"a": "A", "b": "B"}, configs, ref, (2.6, 3.0), (41, 50))
+    by = {c["claim"]: c for c in out}
+    assert by["DP eps=2 lowers the attack AUC"]["diffs"] == pytest.approx([8.0, 8.0, 8.0])
+    assert by["DP eps=2 lowers the attack AUC"]["paper"] == pytest.approx(8.0)
+    cost = by["DP-SGD costs more accuracy than every regularizer (DP eps=8 vs L2+Dropout)"]
+    assert cost["diffs"] == pytest.approx([2.0] * 3) and cost["paper"] == pytest.approx(2.0)
+    eq = by["regularization protects about as well as DP-SGD (L2+Dropout vs DP eps=2)"]
+    assert eq["margin"] == pytest.approx(4.0) and eq["diffs"] == pytest.approx([4.0] * 3)
+    t = report.claim_table(out)
+    assert t.loc["DP-SGD slows training down 41–50×", "verdict"] == "no verdict"
+    assert set(t["verdict"]) <= set(report.VERDICTS)
+
+
+def test_sparsity_claims_contradicted_when_networks_lose_defense():
+    runs = {r: {"dense": (50.0, 80.0 + r), "sparse": [(52.0, 60.0 + r), (51.0, 62.0)]} for r in range(3)}
+    boot = report.ratio_bootstrap(runs, 3.6, n_boot=200)
+    t = report.claim_table(claims.sparsity_claims(boot, {}))
+    assert t.iloc[0]["verdict"] == "contradicted" and "lose defense" in t.iloc[0]["note"]
+    entries = {"Dense": [entry(0, run=r) for r in range(2)], "S": [entry(0, run=r) for r in range(2)]}
+    for es in entries.values():
+        for e in es:
+            e.result.update(target={"test_acc": 0.5}, attacks={"gonon": {"defense": 70.0}})
+    assert claims.sparsity_runs(entries, ["S"]) == {0: {"dense": (50.0, 70.0), "sparse": [(50.0, 70.0)]},
+                                                    1: {"dense": (50.0, 70.0), "sparse": [(50.0, 70.0)]}}
+
+
+def test_late_dips_find_a_collapse_in_the_second_half():
+    hist = [{"test_acc": a} for a in (0.5, 0.8, 0.9, 0.95, 0.6, 0.93)]
+    e = Entry("k", {"seed": 1}, {"history": hist, "test_acc": 0.93})
+    dips = report.late_dips({"MNIST Baseline": [e], "ok": [Entry("j", {"seed": 0}, {"history": hist[:4], "test_acc": 0.95})]})
+    assert len(dips) == 1 and dips.iloc[0]["epoch"] == 5 and dips.iloc[0]["best before (%)"] == pytest.approx(95)
+    assert np.isclose(dips.iloc[0]["test accuracy then (%)"], 60)
