@@ -67,8 +67,8 @@ def _dataset(name: str):
     return load_dataset(name, device="cpu")
 
 
-def hardware() -> dict:
-    return {"device": str(default_device()), "torch": torch.__version__, "threads": torch.get_num_threads(),
+def hardware(device=None) -> dict:
+    return {"device": str(device or default_device()), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
 
 
@@ -165,10 +165,11 @@ def data_and_split(spec: ExperimentSpec):
     return ds, membership_split(len(ds.y_train), len(ds.y_test), spec.seed, spec.n_target)
 
 
-def trained_model(spec: ExperimentSpec) -> torch.nn.Module:
-    """The trained target of ``spec`` (loaded from data/weights, or trained and cached there), in eval mode."""
+def trained_model(spec: ExperimentSpec, device=None) -> torch.nn.Module:
+    """The trained target of ``spec`` (loaded from data/weights, or trained and cached there) on ``device``
+    (default: CUDA where present), in eval mode."""
     ds, split = data_and_split(spec)
-    return _trained_target(spec, ds, split, default_device())[0].eval()
+    return _trained_target(spec, ds, split, torch.device(device or default_device()))[0].eval()
 
 
 def validation_indices(spec: ExperimentSpec, n: int = 5000) -> np.ndarray:
@@ -182,16 +183,15 @@ def validation_indices(spec: ExperimentSpec, n: int = 5000) -> np.ndarray:
     return np.sort(np.random.default_rng([spec.seed, 2]).choice(rest, n, replace=False))
 
 
-def validation_accuracy(spec: ExperimentSpec, n: int = 5000) -> float:
+def validation_accuracy(spec: ExperimentSpec, n: int = 5000, device=None) -> float:
     """Accuracy of the trained target of ``spec`` on its ``validation_indices``."""
     ds, _ = data_and_split(spec)
     idx = torch.as_tensor(validation_indices(spec, n))
-    pred = predict(trained_model(spec), ds.x_train[idx].to(default_device()), ds).argmax(1).cpu()
+    pred = predict(trained_model(spec, device), ds.x_train[idx], ds).argmax(1).cpu()
     return float((pred == ds.y_train[idx]).float().mean())
 
 
-def _compute(spec: ExperimentSpec) -> tuple[dict, dict]:
-    device = default_device()
+def _compute(spec: ExperimentSpec, device: torch.device) -> tuple[dict, dict]:
     ds, split = data_and_split(spec)
     model, history, t_train = _trained_target(spec, ds, split, device)
     t0 = time.perf_counter()
@@ -243,19 +243,20 @@ def _compute(spec: ExperimentSpec) -> tuple[dict, dict]:
         result["attacks"]["nn"] = nn_out["metrics"]
         arrays["score_nn"] = nn_out["scores"]
     result["provenance"] = {"seconds_train": t_train, "seconds_attacks": time.perf_counter() - t0,
-                            "hardware": hardware(), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+                            "hardware": hardware(device), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
     return result, arrays
 
 
-def run(spec: ExperimentSpec, store: Store | None = None, recompute: bool = False) -> Entry:
-    """Return the stored result of ``spec``, computing and storing it first when absent.
+def run(spec: ExperimentSpec, store: Store | None = None, recompute: bool = False, device=None) -> Entry:
+    """Return the stored result of ``spec``, computing and storing it first when absent, on ``device``
+    (default: CUDA where present; every tensor follows the model there).
 
     ``recompute=True`` replaces an existing (e.g. corrupt) entry."""
     store = store or Store()
     key = spec_key(spec, RUN_COMPONENTS)
     if store.has(key) and not recompute:
         return store.load(key)
-    result, arrays = _compute(spec)
+    result, arrays = _compute(spec, torch.device(device or default_device()))
     return store.save(key, spec, result, arrays)
 
 

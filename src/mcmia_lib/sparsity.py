@@ -104,12 +104,12 @@ def _seed(spec: SparsitySpec, role: str) -> int:
     return 1000 * spec.run + 10 * (spec.net.prunings or 0) + (role == "shadow")
 
 
-def trained_network(spec: SparsitySpec, role: str) -> tuple[torch.nn.Module, list, float]:
+def trained_network(spec: SparsitySpec, role: str, device=None) -> tuple[torch.nn.Module, list, float]:
     """The ``role`` (target or shadow) network of ``spec``, trained (and cached) or loaded, at its
     best-validation epoch; with its per-epoch history and training seconds (IMP: this round's)."""
     ds, split = _split(spec)
     train_idx, val_idx, _ = split.role(role)
-    device = default_device()
+    device = torch.device(device or default_device())
     model = build_model(spec.model, ds.num_classes, ds.shape)
     if spec.net.kind == "butterfly":
         butterfly_segments(model, spec.net.segments, spec.net.factors)
@@ -119,7 +119,7 @@ def trained_network(spec: SparsitySpec, role: str) -> tuple[torch.nn.Module, lis
     seed = _seed(spec, role)
     hooks = [KeepBest()]
     if spec.net.kind == "imp" and not weights_path(key).exists():  # prune the previous round's network
-        previous, _, _ = trained_network(replace(spec, net=spec.net.previous()), role)
+        previous, _, _ = trained_network(replace(spec, net=spec.net.previous()), role, device)
         model.load_state_dict(previous.state_dict())
         masks = global_magnitude_masks(model, spec.keep, [w.detach() != 0 for _, w in prunable(model)])
         hooks.insert(0, MaskHook(masks))
@@ -145,13 +145,13 @@ def _member_sets(spec: SparsitySpec, role: str, n_train: int) -> tuple[np.ndarra
     return np.sort(rng.choice(train_idx, n, replace=False)), np.sort(rng.choice(test_idx, n, replace=False))
 
 
-def _compute(spec: SparsitySpec) -> tuple[dict, dict]:
+def _compute(spec: SparsitySpec, device: torch.device) -> tuple[dict, dict]:
     ds, split = _split(spec)
     t0 = time.perf_counter()
-    result, feats, logits = {"label": spec.net.label, "hardware": hardware()}, {}, {}
+    result, feats, logits = {"label": spec.net.label, "hardware": hardware(device)}, {}, {}
     dense_params = count_parameters(build_model(spec.model, ds.num_classes, ds.shape))
     for role in ("target", "shadow"):
-        model, history, seconds = trained_network(spec, role)
+        model, history, seconds = trained_network(spec, role, device)
         train_idx, val_idx, test_idx = split.role(role)
         acc = {}
         for name, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx)):
@@ -182,11 +182,12 @@ def _compute(spec: SparsitySpec) -> tuple[dict, dict]:
     return result, arrays
 
 
-def run_sparsity(spec: SparsitySpec, store: Store | None = None) -> Entry:
-    """The stored result of ``spec`` (computed and stored first when absent)."""
+def run_sparsity(spec: SparsitySpec, store: Store | None = None, device=None) -> Entry:
+    """The stored result of ``spec`` (computed and stored first when absent, on ``device``: default CUDA where
+    present)."""
     store = store or Store()
     key = "sp-" + spec_key(spec, SPARSITY_COMPONENTS)
     if store.has(key):
         return store.load(key)
-    result, arrays = _compute(spec)
+    result, arrays = _compute(spec, torch.device(device or default_device()))
     return store.save(key, spec, result, arrays)

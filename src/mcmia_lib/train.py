@@ -88,10 +88,12 @@ def lr_at(cfg: TrainConfig, epoch: int) -> float:
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, x_uint8: torch.Tensor, ds: Dataset, batch_size: int = 2048) -> torch.Tensor:
-    """Logits of ``model`` (eval mode) for uint8 images, in batches."""
+    """Logits of ``model`` (eval mode) for uint8 images, in batches, each moved to the model's device; the
+    logits stay there."""
     was_training = model.training
     model.eval()
-    out = torch.cat([model(normalize(x_uint8[i:i + batch_size], ds.mean, ds.std))
+    device = next(model.parameters()).device
+    out = torch.cat([model(normalize(x_uint8[i:i + batch_size].to(device), ds.mean, ds.std))
                      for i in range(0, len(x_uint8), batch_size)])
     model.train(was_training)
     return out
@@ -106,6 +108,7 @@ def curve_indices(n: int, subset: int | None) -> torch.Tensor:
 
 def _evaluate(model, x, y, ds) -> tuple[float, float]:
     logits = predict(model, x, ds)
+    y = y.to(logits.device)
     return F.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
 
 

@@ -38,7 +38,9 @@ class MinMaxHook:
         self.members = torch.as_tensor(member_idx, dtype=torch.long)
         self.reference = torch.as_tensor(reference_idx, dtype=torch.long)
         self.gen = torch.Generator().manual_seed(seed)
-        self.h = NasrAttackNet(ds.num_classes, init_std=None)  # PyTorch's init: N(0, 0.01) collapses (MNIST chapter)
+        with torch.random.fork_rng(devices=[]):  # the adversary's initial weights depend on ``seed`` alone
+            torch.manual_seed(seed)
+            self.h = NasrAttackNet(ds.num_classes, init_std=None)  # PyTorch's init: N(0, 0.01) collapses (MNIST chapter)
         self.opt = torch.optim.Adam(self.h.parameters(), lr=cfg.attack_lr)
         self.gains: list[float] = []
 
@@ -72,6 +74,17 @@ class MinMaxHook:
         for p in self.h.parameters():
             p.requires_grad_(True)
         return self.lam * (member_score - 0.5)
+
+    def state_dict(self) -> dict:
+        """The adversary, its optimizer, its batch stream and the epoch's gains: a resumed run continues them."""
+        return {"h": self.h.state_dict(), "opt": self.opt.state_dict(), "gen": self.gen.get_state(),
+                "gains": list(self.gains)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.h.load_state_dict(state["h"])
+        self.opt.load_state_dict(state["opt"])
+        self.gen.set_state(state["gen"])
+        self.gains = list(state["gains"])
 
     def after_epoch(self, epoch, model, record):
         """Mean batch estimate of the gain G (Eq. 1) over the epoch's attack steps; −log 4 ≈ −1.386 is an

@@ -87,6 +87,15 @@ class ADMMHook:
             self.Z = [project(w, r) for (_, w), r in zip(prunable(model), self.rates)]
             self.U = [torch.zeros_like(w) for _, w in prunable(model)]
 
+    def state_dict(self) -> dict:
+        """Z, U and ρ: a resumed ADMM phase continues the same iterates."""
+        return {"Z": [z.clone() for z in self.Z], "U": [u.clone() for u in self.U], "rho": self.rho}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.Z = [z.clone() for z in state["Z"]]
+        self.U = [u.clone() for u in state["U"]]
+        self.rho = state["rho"]
+
     def extra_loss(self, model, x, y, logits):
         return sum(0.5 * self.rho * (w - z + u).pow(2).sum()
                    for (_, w), z, u in zip(prunable(model), self.Z, self.U))
