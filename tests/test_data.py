@@ -107,3 +107,20 @@ def test_pooled_puts_the_test_images_after_the_training_images():
     n = len(ds.y_train)
     assert torch.equal(p.x_train[:n], ds.x_train) and torch.equal(p.y_train[n:], ds.y_test)
     assert len(p.y_test) == 0 and p.mean == ds.mean
+
+
+def test_augment_flips_about_half_and_spreads_crop_offsets_uniformly():
+    # a unique value per pixel lets each output reveal its flip and offset
+    n, h = 4000, 6
+    base = torch.arange(h * h, dtype=torch.float32).view(1, 1, h, h) + 1
+    x = base.expand(n, 1, h, h).clone()
+    g = torch.Generator().manual_seed(1)
+    flipped = data.augment(x, flip=True, crop_pad=0, generator=g)
+    is_flipped = (flipped == base.flip(3)).flatten(1).all(1)
+    assert ((flipped == base).flatten(1).all(1) | is_flipped).all()
+    assert 0.45 < is_flipped.float().mean() < 0.55  # augmentation that does nothing gives 0
+    cropped = data.augment(x, flip=False, crop_pad=2, generator=g)
+    padded = torch.nn.functional.pad(base, (2, 2, 2, 2))[0, 0]
+    offsets = {(a, b): padded[a:a + h, b:b + h] for a in range(5) for b in range(5)}
+    counts = {k: int((cropped[:, 0] == v).flatten(1).all(1).sum()) for k, v in offsets.items()}
+    assert sum(counts.values()) == n and min(counts.values()) > n / 25 * 0.6  # all 25 offsets, about equally

@@ -13,26 +13,25 @@ def digits():
     return data.load_dataset("digits")
 
 
-def test_features_are_class_prediction_and_the_mean_output_change_over_eps(digits):
+def test_features_are_class_prediction_and_the_robustness_of_the_closed_form(digits):
+    """For small ε the robustness feature (1/ε)·E|R(x) − R(x + εN)| of output k tends to E|∇R_k · N| =
+    sqrt(2/π)·‖∇R_k‖ (N standard Gaussian): checked against autograd, not against a copy of the code."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
-    cfg = GononAttack(eps=1e-2, draws=3)
-    x, y = digits.x_train[:40], digits.y_train[:40]
-    f = gonon_features(model, x, y, digits, cfg, seed=7)
-    assert f.shape == (40, 30)
+    x, y = digits.x_train[:6], digits.y_train[:6]
+    f = gonon_features(model, x, y, digits, GononAttack(eps=1e-4, draws=4000), seed=7)
+    assert f.shape == (6, 30)
     assert torch.equal(f[:, :10], F.one_hot(y, 10).float())
-    assert torch.allclose(f[:, 10:20].sum(1), torch.ones(40))
     xn = data.normalize(x, digits.mean, digits.std)
-    gen = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        p = F.softmax(model(xn), 1)
-        rob = sum((p - F.softmax(model(xn + 1e-2 * torch.randn(xn.shape, generator=gen)), 1)).abs()
-                  for _ in range(3)) / (3 * 1e-2)
-    assert torch.allclose(f[:, 20:], rob, atol=1e-5)
+    assert torch.allclose(f[:, 10:20], F.softmax(model(xn), 1).detach())
+    for i in range(6):
+        jac = torch.autograd.functional.jacobian(lambda v: F.softmax(model(v[None]), 1)[0], xn[i])
+        expected = np.sqrt(2 / np.pi) * jac.flatten(1).norm(dim=1)
+        assert torch.allclose(f[i, 20:], expected, rtol=0.08, atol=1e-4), (f[i, 20:], expected)
     constant = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
     with torch.no_grad():
         constant[1].weight.zero_()
-    assert gonon_features(constant, x, y, digits, cfg, seed=7)[:, 20:].abs().max() == 0
+    assert gonon_features(constant, x, y, digits, GononAttack(eps=1e-2, draws=3), seed=7)[:, 20:].abs().max() == 0
 
 
 def test_discriminators_find_a_signal_and_report_the_strongest():
@@ -50,7 +49,7 @@ def test_discriminators_find_a_signal_and_report_the_strongest():
     assert out["defense"] == pytest.approx(200 - 2 * 100 * out["accuracy"])
     assert out["auc"] == pytest.approx(metrics.roc_auc(member, out["scores"]))
     null = gonon_attack(feats(0.0), member, feats(0.0), member, cfg, seed=0)
-    assert 0.4 < null["accuracy"] < 0.6 and null["defense"] > 20
+    assert 0.4 < null["accuracy"] < 0.6 and 80 < null["defense"] < 120  # no signal: D near 100
 
 
 def test_bad_attack_settings_are_named():

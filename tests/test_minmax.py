@@ -36,3 +36,30 @@ def test_positive_lambda_changes_the_classifier_but_not_the_adversary_through_it
 def test_bad_minmax_settings():
     with pytest.raises(ValueError, match="lam >= 0"):
         MinMax(lam=-1.0)
+
+
+def test_the_adversary_climbs_the_gain_and_the_classifier_term_pushes_members_down():
+    """Both signs of the game (Nasr et al. Eq. 1 and 3): the inference model's steps raise the gain G above
+    chance on a target that separates members from references, and the classifier's extra loss lowers the
+    inference model's member score on the classifier's own batch."""
+    ds = data.load_dataset("digits")
+    torch.manual_seed(0)
+    model = models.build_model("mlp", 10, ds.shape)
+    train.train(model, ds, range(100), train.TrainConfig(epochs=30, batch_size=20, lr=1e-2, optimizer="adam"),
+                seed=0, eval_test=False)  # over-fits its 100 members
+    hook = MinMaxHook(ds, range(100), range(200), MinMax(lam=1.0, attack_lr=1e-2), batch_size=64, seed=0)
+    for _ in range(60):
+        hook._attack_step(model)
+    early, late = sum(hook.gains[:10]) / 10, sum(hook.gains[-10:]) / 10
+    assert late > early and late > -torch.log(torch.tensor(4.0)).item()
+    x = data.normalize(ds.x_train[:64], ds.mean, ds.std)
+    y = ds.y_train[:64]
+    logits = model(x).detach().requires_grad_(True)
+    loss = hook.extra_loss(model, x, y, logits)
+    loss.backward()
+    from mcmia_lib.attacks.nn_attack import attack_features
+    z = logits.detach().requires_grad_(True)
+    score = torch.sigmoid(hook.h(*attack_features(z, y))).mean()
+    (score_grad,) = torch.autograd.grad(score, z)
+    assert (logits.grad * score_grad).sum() > 0  # descending the extra loss lowers the member score
+    assert logits.grad.abs().sum() > 0

@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 
-from mcmia_lib import store as store_mod
+from mcmia_lib import runner as runner_mod, store as store_mod
 from mcmia_lib.attacks import NNAttackConfig
 from mcmia_lib.runner import ExperimentSpec, run, training_key
 from mcmia_lib.store import RUN_COMPONENTS, CorruptEntryError, Store, spec_key
@@ -12,6 +12,37 @@ from mcmia_lib.train import TrainConfig
 
 SPEC = ExperimentSpec("digits", "mlp", TrainConfig(epochs=3, batch_size=64, lr=1e-3, optimizer="adam"),
                       nn_attack=NNAttackConfig(epochs=2, init="default"))
+
+
+def _changed(value):
+    """Another valid value of a spec field of ``value``'s type."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    if isinstance(value, str):
+        return {"sgd": "adam", "adam": "sgd", "none": "step", "digits": "mnist", "mlp": "lenet5", "default": "normal", "normal": "default"}.get(value, value + "x")
+    if isinstance(value, tuple):
+        return value + value[-1:]
+    return None
+
+
+def test_every_spec_and_training_field_changes_the_key():
+    from dataclasses import fields, is_dataclass, replace
+    from mcmia_lib.defenses.minmax import MinMax
+    spec = ExperimentSpec(**{**SPEC.__dict__, "minmax": MinMax(lam=1.0), "n_target": 500, "tfp_attack": False,
+                             "train": TrainConfig(epochs=3, batch_size=64, lr=1e-3, optimizer="adam", curve_subset=100)})
+    variants = {"base": spec}
+    for f in fields(spec):
+        value = getattr(spec, f.name)
+        if is_dataclass(value):
+            for g in fields(value):
+                variants[f"{f.name}.{g.name}"] = replace(spec, **{f.name: replace(value, **{g.name: _changed(getattr(value, g.name))})})
+        elif value is not None:
+            variants[f.name] = replace(spec, **{f.name: _changed(value)})
+    assert {"train.lr", "train.curve_subset", "minmax.attack_steps", "nn_attack.init_std", "seed", "tfp_attack"} <= set(variants)
+    keys = {name: spec_key(v, RUN_COMPONENTS) for name, v in variants.items()}
+    assert len(set(keys.values())) == len(keys), [n for n in keys if list(keys.values()).count(keys[n]) > 1]
 
 
 def test_key_depends_on_every_field_and_versions(monkeypatch):
@@ -57,13 +88,16 @@ def test_corrupt_entry_is_reported_and_recomputed(tmp_store):
     assert json.loads((e2.path / "result.json").read_text())["test_acc"] == e.result["test_acc"]
 
 
-def test_weights_reused_across_attack_specs(tmp_store):
-    run(SPEC, tmp_store)
+def test_weights_reused_across_attack_specs(tmp_store, monkeypatch):
+    first = run(SPEC, tmp_store)
     other = ExperimentSpec(**{**SPEC.__dict__, "nn_attack": NNAttackConfig(epochs=1)})
-    t = time.perf_counter()
+
+    def forbidden(*a, **k):
+        raise AssertionError("the target was retrained although its weights are stored")
+    monkeypatch.setattr(runner_mod, "train", forbidden)
     e = run(other, tmp_store)
-    assert e.result["provenance"]["seconds_train"] > 0  # the stored training time, not retrained
-    assert time.perf_counter() - t < 10
+    assert e.key != first.key and e.result["test_acc"] == first.result["test_acc"]
+    assert e.result["provenance"]["seconds_train"] == first.result["provenance"]["seconds_train"]
 
 
 def test_pruned_and_minmax_targets_through_the_runner(tmp_store):

@@ -35,12 +35,22 @@ def test_history_records_each_epoch(digits):
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]
 
 
-def test_hooks_extra_loss_and_after_step(digits):
+def test_an_extra_loss_reaches_the_gradient_as_weight_decay_does(digits):
+    class L2:
+        def extra_loss(self, model, x, y, logits):
+            return 0.5 * 0.1 * sum(p.pow(2).sum() for p in model.parameters())
+
+    cfg = train.TrainConfig(epochs=2, batch_size=50, lr=1e-2, optimizer="sgd", momentum=0.0)
+    hooked, _ = _fit(digits, cfg, hooks=[L2()])
+    decayed, _ = _fit(digits, train.TrainConfig(**{**cfg.__dict__, "weight_decay": 0.1}))
+    plain, _ = _fit(digits, cfg)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(hooked.parameters(), decayed.parameters()))
+    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(hooked.parameters(), plain.parameters()))
+
+
+def test_hooks_after_step(digits):
     class ZeroFirstLayer:
         calls = 0
-
-        def extra_loss(self, model, x, y, logits):
-            return 0.0 * logits.sum()
 
         def after_step(self, model):
             self.calls += 1
