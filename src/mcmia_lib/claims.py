@@ -45,8 +45,8 @@ def leak_gate(leaks: list[float], what: str) -> str | None:
     m, lo, hi = report.paired_interval(leaks, GATE_LEVEL)
     if lo > 0:
         return None
-    span = "one seed" if not np.isfinite(lo) else f"[{lo:+.2f}, {hi:+.2f}]"
-    return f"{what} does not leak: {m:+.2f} {span} points over chance"
+    span = "one seed" if not np.isfinite(lo) else f"interval [{lo:+.2f}, {hi:+.2f}]"
+    return f"{what} does not leak: {m:+.2f} points over chance ({span})"
 
 
 def collapse_gate(entries, num_classes: int, what: str) -> str | None:
