@@ -17,7 +17,7 @@ REFERENCE_DIR = REPO_ROOT / "data" / "reference"
 BENCHMARK_DIR = REPO_ROOT / "data" / "benchmarks"
 PAPER_FILES = {"000": "000_9e578854f912c572.txt", "001": "001_b208a0acef829e4a.txt",
                "002": "002_db679f49b52551a9.txt", "004": "004_6873c2a771daf7e3.txt"}
-ATTACK_NAMES = {"nn": "NN attack (000/001)", "loss": "loss threshold", "confidence": "confidence threshold",
+ATTACK_NAMES = {"nn": "NN attack (000/001)", "loss": "loss / confidence threshold", "confidence": "confidence threshold",
                 "entropy": "entropy threshold", "modified_entropy": "modified entropy (Song & Mittal)"}
 
 
@@ -88,9 +88,17 @@ def paper_vs_ours(rows: list[tuple[str, dict, list]], scale: float = 100.0) -> p
     return pd.DataFrame(out).set_index("quantity")
 
 
+def merged_attacks(attacks) -> list[str]:
+    """``attacks`` without ``confidence`` when ``loss`` is there: the true-class confidence exp(−loss) ranks
+    examples exactly as the loss does, so both give the same ROC, threshold and numbers (one row)."""
+    attacks = list(attacks)
+    return [a for a in attacks if not (a == "confidence" and "loss" in attacks)]
+
+
 def attack_table(entries, attacks=None) -> pd.DataFrame:
-    """Per attack, mean ± std over seeds of accuracy, AUC, advantage and TPR at 1% / 0.1% FPR (in %)."""
-    attacks = attacks or list(entries[0].result["attacks"])
+    """Per attack, mean ± std over seeds of accuracy, AUC, advantage and TPR at 1% / 0.1% FPR (in %); the loss
+    and confidence attacks are one row (``merged_attacks``)."""
+    attacks = merged_attacks(attacks or list(entries[0].result["attacks"]))
     cols = {"accuracy": "attack accuracy", "auc": "AUC", "advantage": "advantage",
             "tpr@0.01": "TPR @ 1% FPR", "tpr@0.001": "TPR @ 0.1% FPR"}
     rows = []
