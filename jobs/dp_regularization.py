@@ -4,7 +4,7 @@ committing the results store and the trained weights after each.
     python jobs/dp_regularization.py --profile cpu clip:mnist run:mnist:1 inv:cifar10 t1:CIFAR-10-CNN:0
 
 Tasks: ``clip:DATASET`` (choose DP-SGD's clipping norm per ε), ``run:DATASET:SEED`` (the seven configurations),
-``inv:DATASET`` (model inversion from every layer at the inversion seed), ``t1:ROW:SEED`` (000 Table I: DP-SGD
+``inv:DATASET`` (model inversion from every layer at the inversion seed; ``inv:DATASET:LAYER`` from one layer), ``t1:ROW:SEED`` (000 Table I: DP-SGD
 and MCMIA-Pruning). A dataset's ``clip`` task must precede its other tasks in another job running at the same
 time, or both train the same candidates.
 """
@@ -37,7 +37,7 @@ def main():
         elif kind == "inv":
             q = {**p, "dataset": name, "max_grad_norm": clip(name)}
             for c in lomurno_configs(p["epsilons"]):
-                for layer in p["inversion_layers"]:
+                for layer in rest or p["inversion_layers"]:
                     e = run_inversion(InversionSpec(lomurno_spec(q, c, p["inversion_seed"]), layer,
                                                     epochs=p["inversion_epochs"], n_train=p["inversion_n_train"],
                                                     n_val=p["inversion_n_val"],

@@ -186,3 +186,15 @@ def test_lomurno_dp_slowdown_spans_table_2s_dp_over_baseline_times():
     lo, hi = report.lomurno_dp_slowdown()
     assert (lo, hi) == (min(ratios), max(ratios))
     assert 35 < lo < hi < 55  # 004's text says 41-50x; its Table 2 spans a little more
+
+
+def test_mcmia_cells_put_each_entry_in_the_papers_cells():
+    from mcmia_lib.store import Entry
+    sp = [{"weights": 100, "nonzero": 10}, {"weights": 50, "nonzero": 5}]
+    e = lambda acc, nn: Entry("k", {}, {"test_acc": acc, "train_acc": 1.0, "attacks": {"nn": {"accuracy": nn}},  # noqa: E731
+                                        "sparsity": sp})
+    runs = {("CIFAR-10-VGG16", "Baseline"): [e(0.9, 0.6), e(0.8, 0.7)], ("MNIST-LeNet-5", "MCMIA-Pruning"): [e(0.99, 0.5)]}
+    ours = report.mcmia_cells(runs)
+    assert ours[("CIFAR-10-VGG16", "baseline attack accuracy")] == pytest.approx([60, 70])
+    assert ours[("Baseline", "train accuracy")] == [100, 100] and ours[("MNIST-LeNet", "reduction ratio")] == [10]
+    assert ours[("MNIST-LeNet-5", "MCMIA-Pruning test accuracy")] == [99]

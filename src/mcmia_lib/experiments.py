@@ -42,6 +42,22 @@ def mcmia_spec(p: dict, method: str, seed: int, rates=None) -> ExperimentSpec:
         if adversarial else None)
 
 
+def mcmia_runs(lenet: dict, cifar: dict) -> dict:
+    """Every stored entry of the MCMIA chapters at one profile, keyed by (000's row, method label): the
+    LeNet-5 chapter's four regimes and the CIFAR chapter's per model (``lenet`` / ``cifar``: their profile
+    parameters). Computes what the store lacks."""
+    from .data import load_dataset
+    from .runner import run
+    rows = {"vgg16": "VGG16", "mobilenetv2": "MobileNetV2", "resnet18": "ResNet-18"}
+    runs = {("MNIST-LeNet-5", LABELS[k]): [run(mcmia_spec(lenet, k, s)) for s in lenet["seeds"]] for k in METHODS}
+    ds = load_dataset(cifar["dataset"])
+    for m in cifar["models"]:
+        p = per_model_params(cifar, m, ds.num_classes, ds.shape)
+        for k in METHODS[:3] + (("pruning+minmax",) if m in cifar["pmm_models"] else ()):
+            runs[(f"CIFAR-10-{rows[m]}", LABELS[k])] = [run(mcmia_spec(p, k, s)) for s in p["seeds"]]
+    return runs
+
+
 def per_model_params(p: dict, model: str, num_classes: int, in_shape: tuple) -> dict:
     """Parameters of one model of a multi-model chapter (``widths`` and ``compression`` keyed by model): its
     width, per-layer rates from 001 App. E's rule set to the paper's compression (``first_rate`` first,

@@ -456,6 +456,25 @@ def algorithm1(sweep, candidates, seed: int = 0) -> tuple[pd.DataFrame, int, int
     return table, chosen, oracle
 
 
+def mcmia_cells(runs: dict) -> dict:
+    """Our per-seed values for the cells of 000's Tables II and IV–VI from ``experiments.mcmia_runs``:
+    {(row, column): [values]} in the papers' units (percent; the reduction ratio from the masks)."""
+    ours = {}
+    for (row, label), es in runs.items():
+        name = "baseline" if label == "Baseline" else label
+        ours[(row, f"{name} test accuracy")] = [100 * e.result["test_acc"] for e in es]
+        ours[(row, f"{name} attack accuracy")] = [100 * e.result["attacks"]["nn"]["accuracy"] for e in es]
+        if row == "CIFAR-10-VGG16":  # Table VI is VGG16 / CIFAR-10
+            ours[(label, "train accuracy")] = [100 * e.result["train_acc"] for e in es]
+            ours[(label, "test accuracy")] = ours[(row, f"{name} test accuracy")]
+            ours[(label, "attack accuracy")] = ours[(row, f"{name} attack accuracy")]
+        if label == "MCMIA-Pruning":
+            sp = es[0].result["sparsity"]
+            short = row.replace("CIFAR-10-", "CIFAR-").replace("LeNet-5", "LeNet")
+            ours[(short, "reduction ratio")] = [sum(layer["weights"] for layer in sp) / sum(layer["nonzero"] for layer in sp)]
+    return ours
+
+
 def reference_table(tables, ours: dict, rows=None, digits: int = 2, missing: str = "not run here",
                     name: str = "mcmia") -> pd.DataFrame:
     """Every printed cell of ``tables`` (pairs (paper, table), e.g. ("000", "II"), ("001", "1")) whose row is
