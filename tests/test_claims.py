@@ -30,6 +30,8 @@ def test_defense_claims_pair_by_seed_and_gate_on_the_baseline():
     assert t.iloc[0]["verdict"] == "contradicted"  # leaks more than a baseline that does not leak: a finding
     t = report.claim_table(claims.defense_lowers_attack("R", flat, {"P": flat}, 67.0, {"P": 53.4}, 10))
     assert t.iloc[0]["verdict"] == "not testable" and "does not leak" in t.iloc[0]["note"]
+    single = report.claim_table(claims.defense_lowers_attack("R", base[:1], {"P": pruned}, 67.0, {"P": 53.4}, 10))
+    assert single.iloc[0]["verdict"] == "inconclusive"  # one seed: no gate, no interval
     with pytest.raises(ValueError, match="no seed in common"):
         claims.paired(base, [entry(7, 0.5)], claims.nn_attack)
 

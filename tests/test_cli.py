@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,60 @@ def test_book_chapters_are_executed_at_the_book_profile_and_current():
         meta = json.loads((cli.BOOK / f"{name}.ipynb").read_text())["metadata"]["mcmia"]
         assert meta["profile"] == cli.BOOK_PROFILE, name
         assert cli.is_current(name, cli.BOOK_PROFILE), f"{name}: rerun `mcmia run {name} --profile cpu`"
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("epochs", "abc", "-p epochs: expected a whole number (e.g. 150), got 'abc' (a string)"),
+    ("epochs", "0", "-p epochs: must be >= 1, got 0"),
+    ("lr", "0", "-p lr: must be > 0, got 0"),
+    ("seeds", "[0,1", "-p seeds: '[0,1' is not valid YAML"),
+    ("seeds", "3", "-p seeds: expected a list (e.g. [0, 1]), got 3 (a whole number)"),
+    ("profile", "cpu", "choose the profile with --profile"),
+])
+def test_bad_parameters_get_one_line_before_any_kernel_starts(name, value, message, monkeypatch):
+    import papermill
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: pytest.fail("a kernel was started"))
+    with pytest.raises(cli.UsageError) as err:
+        cli.execute("quickstart", "smoke", [(name, value)])
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_good_overrides_pass_the_checks():
+    p = cli.resolve_params("mcmia_lenet5", "smoke", [("lr", "1"), ("epochs", "2"), ("pretrain_epochs", "null")])
+    assert p["lr"] == 1 and p["pretrain_epochs"] is None
+    assert cli.resolve_params("dp_regularization", "smoke", [("nn_epochs", "0")])["nn_epochs"] == 0
+
+
+def test_a_failed_run_leaves_notebooks_and_book_as_they_were(tmp_path, monkeypatch):
+    import papermill
+
+    def fail(src, out, **k):
+        Path(out).write_text("{}")
+        raise papermill.PapermillExecutionError(0, 1, "x = 1", "RuntimeError", "boom", [])
+    monkeypatch.setattr(papermill, "execute_notebook", fail)
+    monkeypatch.setattr(cli, "RUNNING", tmp_path / "running")
+    before = {p: p.stat().st_mtime_ns for p in list(cli.NOTEBOOKS.iterdir()) + list(cli.BOOK.iterdir())}
+    with pytest.raises(cli.UsageError, match="quickstart failed at profile smoke: RuntimeError: boom .*kept at"):
+        cli.execute("quickstart", "smoke")
+    after = {p: p.stat().st_mtime_ns for p in list(cli.NOTEBOOKS.iterdir()) + list(cli.BOOK.iterdir())}
+    assert after == before and (tmp_path / "running" / "quickstart.smoke.ipynb").exists()
+    (cli.NOTEBOOKS / ".stray.ipynb").write_text("{}")
+    try:
+        assert ".stray" not in cli.chapters()
+    finally:
+        (cli.NOTEBOOKS / ".stray.ipynb").unlink()
+
+
+def test_clean_accepts_only_existing_well_formed_keys(tmp_path):
+    import numpy as np
+    from mcmia_lib.store import Store
+    store = Store(tmp_path / "store")
+    store.save("0123456789abcdef", {"a": 1}, {"r": 1}, {"x": np.zeros(1)})
+    (tmp_path / "outside").mkdir()
+    for bad in (".", "..", "../outside", "store", "0123456789abcdeg", "/tmp"):
+        with pytest.raises(cli.UsageError, match="is not a store key"):
+            cli.clean_key(store, bad)
+    with pytest.raises(cli.UsageError, match="no such entry"):
+        cli.clean_key(store, "fedcba9876543210")
+    assert cli.clean_key(store, "0123456789abcdef") == store.path("0123456789abcdef")
+    assert store.keys() == [] and (tmp_path / "outside").exists()

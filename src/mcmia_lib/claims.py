@@ -40,13 +40,13 @@ def test_acc(e) -> float:
 
 
 def leak_gate(leaks: list[float], what: str) -> str | None:
-    """None when the per-seed leakage over chance ``leaks`` is above 0 at ``GATE_LEVEL``; else the reason why a
-    claim that a defense lowers it cannot be tested."""
+    """The reason why a claim that a defense lowers the leakage cannot be tested, when the per-seed leakage over
+    chance ``leaks`` has an interval at ``GATE_LEVEL`` that holds 0; None when it leaks, or with one seed (no
+    interval either way: the claim's own verdict is then inconclusive)."""
     m, lo, hi = report.paired_interval(leaks, GATE_LEVEL)
-    if lo > 0:
+    if lo > 0 or not np.isfinite(lo):
         return None
-    span = "one seed" if not np.isfinite(lo) else f"interval [{lo:+.2f}, {hi:+.2f}]"
-    return f"{what} does not leak: {m:+.2f} points over chance ({span})"
+    return f"{what} does not leak: {m:+.2f} points over chance (interval [{lo:+.2f}, {hi:+.2f}])"
 
 
 def collapse_gate(entries, num_classes: int, what: str) -> str | None:

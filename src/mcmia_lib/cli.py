@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -26,9 +28,13 @@ class UsageError(Exception):
     """A user mistake: printed without a traceback, exit code 2."""
 
 
+RUNNING = REPO_ROOT / "_build" / "running"  # chapters being executed (git-ignored); a failed one stays here
+KEY = re.compile(r"^(inv-|sp-)?[0-9a-f]{16}$")
+
+
 def chapters() -> list[str]:
-    """Every notebook (each runs under nbval at the smoke profile)."""
-    return sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
+    """Every notebook (each runs under nbval at the smoke profile); dot-files are never chapters."""
+    return sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb") if not p.name.startswith("."))
 
 
 def book_chapters() -> list[str]:
@@ -49,8 +55,68 @@ def notebook_parameters(name: str) -> dict:
     return {k: v["default"] for k, v in pm.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb")).items()}
 
 
+# Ranges of parameters that have one, by name (a parameter not named here is checked for its type only).
+POSITIVE_INT = re.compile(r"^(?!nn_epochs$)(epochs|batch_size|n_target|part|val|.*_epochs|.*_n_train|.*_n_val|"
+                          r".*_n_test|n_attack|curve_subset|minmax_steps)$")
+POSITIVE_FLOAT = re.compile(r"^(lr|.*_lr|delta|epsilon|rho|rho_growth|minmax_lam|l2|max_grad_norm)$")
+FRACTION = re.compile(r"^(dropout|keep|first_rate|depthwise_rate)$")
+TYPE_WORDS = {int: "a whole number (e.g. 150)", float: "a number (e.g. 0.001)", bool: "true or false",
+              str: "a word", list: "a list (e.g. [0, 1])", dict: "a mapping (e.g. {a: 1})"}
+
+
+def _kind(value):
+    return type(value) if value is None or type(value) in TYPE_WORDS else object
+
+
+def parameter_types(name: str) -> dict[str, set]:
+    """For each parameter of chapter ``name``: the types its notebook default and its profiles' values take
+    (None where one of them is None: the parameter is optional)."""
+    types: dict[str, set] = {}
+    for k, default in notebook_parameters(name).items():
+        try:
+            types.setdefault(k, set()).add(_kind(ast.literal_eval(default)))
+        except (ValueError, SyntaxError):
+            types.setdefault(k, set()).add(object)
+    for profile in PROFILES:
+        path = PARAMS / name / f"{profile}.yaml"
+        for k, v in ((yaml.safe_load(path.read_text()) or {}) if path.exists() else {}).items():
+            types.setdefault(k, set()).add(_kind(v))
+    return types
+
+
+def _describe(value) -> str:
+    return {str: "a string", int: "a whole number", float: "a number", bool: "a boolean", list: "a list",
+            dict: "a mapping", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def check_parameter(name: str, value, allowed: set) -> str | None:
+    """The problem with ``value`` for parameter ``name`` (types ``allowed``), in words; None when fine."""
+    if object in allowed:
+        return None
+    if value is None:
+        return None if type(None) in allowed else f"expected {TYPE_WORDS[_pick(allowed)]}, got null"
+    kind = type(value)
+    ok = kind in allowed or (kind is int and float in allowed)
+    if not ok:
+        return f"expected {TYPE_WORDS[_pick(allowed)]}, got {value!r} ({_describe(value)})"
+    numbers = [value] if kind in (int, float) else [v for v in value if type(v) in (int, float)] if kind is list else []
+    for v in numbers:
+        if POSITIVE_INT.match(name) and v < 1:
+            return f"must be >= 1, got {v}"
+        if POSITIVE_FLOAT.match(name) and not v > 0:
+            return f"must be > 0, got {v}"
+        if FRACTION.match(name) and not 0 <= v < 1:
+            return f"must be in [0, 1), got {v}"
+    return None
+
+
+def _pick(allowed: set):
+    return next(t for t in (list, dict, float, int, bool, str) if t in allowed)
+
+
 def resolve_params(name: str, profile: str, overrides: list[tuple[str, str]] = ()) -> dict:
-    """The profile's YAML plus ``-p`` overrides; every name must be a parameter of the notebook."""
+    """The profile's YAML plus ``-p`` overrides, each parsed and checked (name, type, range) before anything
+    runs; a problem raises ``UsageError`` with one line naming the parameter, what it expects and what it got."""
     if name not in chapters():
         raise UsageError(f"no notebook {name!r}; available: {', '.join(chapters())}")
     if profile not in PROFILES:
@@ -60,8 +126,22 @@ def resolve_params(name: str, profile: str, overrides: list[tuple[str, str]] = (
         raise UsageError(f"missing parameter file {path}")
     params = yaml.safe_load(path.read_text()) or {}
     valid = notebook_parameters(name)
+    types = parameter_types(name)
     for k, v in overrides:
-        params[k] = yaml.safe_load(v)
+        if k == "profile":
+            raise UsageError(f"-p profile {v}: choose the profile with --profile {'|'.join(PROFILES)}, not -p")
+        try:
+            value = yaml.safe_load(v)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            context = getattr(exc, "context", None)
+            raise UsageError(f"-p {k}: {v!r} is not valid YAML ({problem}{', ' + context if context else ''}); "
+                             "write lists as \"[0, 1]\" and strings as plain words") from None
+        if k in valid:
+            problem = check_parameter(k, value, types.get(k, {object}))
+            if problem:
+                raise UsageError(f"-p {k}: {problem}")
+        params[k] = value
     unknown = sorted(set(params) - set(valid))
     if unknown:
         where = f"{path} or -p" if overrides else str(path)
@@ -92,7 +172,8 @@ def execute(name: str, profile: str, overrides=(), output: Path | None = None) -
     params = resolve_params(name, profile, overrides)
     out = Path(output) if output else output_path(name, profile)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.running.ipynb")
+    RUNNING.mkdir(parents=True, exist_ok=True)
+    tmp = RUNNING / f"{name}.{profile}.ipynb"  # outside notebooks/ and book/: a failure leaves them as they were
     os.environ["MCMIA_QUIET"] = "1"  # no progress bars inside executed chapters
     t0 = time.perf_counter()
     print(f"executing {name} at profile {profile} -> {out.relative_to(REPO_ROOT) if out.is_relative_to(REPO_ROOT) else out}")
@@ -100,8 +181,9 @@ def execute(name: str, profile: str, overrides=(), output: Path | None = None) -
         pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(tmp), parameters=params, kernel_name="python3",
                             cwd=str(NOTEBOOKS), progress_bar=False, log_output=False)
     except pm.PapermillExecutionError as exc:
+        where = tmp.relative_to(REPO_ROOT) if tmp.is_relative_to(REPO_ROOT) else tmp
         raise UsageError(f"{name} failed at profile {profile}: {exc.ename}: {exc.evalue} "
-                         f"(executed notebook kept at {tmp})") from exc
+                         f"(the executed copy is kept at {where})") from exc
     nb = nbformat.read(tmp, as_version=4)
     for cell in nb.cells:  # the settings table shows the parameters; the book hides the raw cells
         tags = cell.metadata.get("tags", [])
@@ -110,8 +192,27 @@ def execute(name: str, profile: str, overrides=(), output: Path | None = None) -
     nb.metadata["mcmia"] = {"profile": profile, "params": params, "source_hash": source_hash(name, params),
                             "seconds": round(time.perf_counter() - t0, 1)}
     nbformat.write(nb, tmp)
-    tmp.replace(out)
+    os.replace(tmp, out) if tmp.stat().st_dev == out.parent.stat().st_dev else (_copy_then_remove(tmp, out))
     return out
+
+
+def _copy_then_remove(src: Path, dst: Path) -> None:
+    """Move across file systems: write a temporary beside ``dst``, rename it into place, remove ``src``."""
+    from .paths import atomic_write_bytes
+    atomic_write_bytes(dst, src.read_bytes())
+    src.unlink()
+
+
+def clean_key(store: Store, key: str) -> Path:
+    """Delete one well-formed entry directly under the store root; refuse anything else."""
+    if not KEY.match(key):
+        raise UsageError(f"--key {key!r} is not a store key (16 hex digits, optionally after inv- or sp-; "
+                         "`mcmia list` shows them)")
+    path = store.path(key)
+    if not (path.is_dir() and path.parent.resolve() == store.root.resolve()):
+        raise UsageError(f"no such entry in {store.root}: {key}")
+    store.delete(key)
+    return path
 
 
 def is_current(name: str, profile: str) -> bool:
@@ -209,8 +310,7 @@ def main(argv=None) -> int:
         elif args.cmd == "clean":
             store = Store()
             if args.key:
-                store.delete(args.key)
-                print(f"deleted {store.path(args.key)}")
+                print(f"removed entry {clean_key(store, args.key)}")
             print(f"removed {store.clean_partial()} partial entries from {store.root}")
     except UsageError as exc:
         print(f"mcmia: error: {exc}", file=sys.stderr)
