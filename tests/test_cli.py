@@ -120,3 +120,21 @@ def test_clean_accepts_only_existing_well_formed_keys(tmp_path):
         cli.clean_key(store, "fedcba9876543210")
     assert cli.clean_key(store, "0123456789abcdef") == store.path("0123456789abcdef")
     assert store.keys() == [] and (tmp_path / "outside").exists()
+
+
+def test_one_torch_thread_unless_mcmia_threads_says_otherwise(monkeypatch):
+    import torch
+    from mcmia_lib import threads
+    from mcmia_lib.runner import hardware
+    monkeypatch.delenv("MCMIA_THREADS", raising=False)
+    assert threads.configure() == 1 == torch.get_num_threads()
+    monkeypatch.setenv("MCMIA_THREADS", "2")
+    assert threads.configure() == 2 == torch.get_num_threads()
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("MCMIA_THREADS", bad)
+        with pytest.raises(ValueError, match="MCMIA_THREADS must be a whole number"):
+            threads.configure()
+    monkeypatch.setenv("MCMIA_THREADS", "1")
+    threads.configure()
+    hw = hardware()
+    assert hw["threads"] == 1 and hw["cpu_model"]

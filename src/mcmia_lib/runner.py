@@ -26,6 +26,7 @@ from .defenses.pruning import ADMMPruning, ADMMHook, MaskHook, hard_prune, spars
 from .defenses.regularization import L2LastLayerHook, Regularization
 from .models import build_model, count_parameters
 from .paths import REPO_ROOT, atomic_write_bytes
+from .threads import cpu_model
 from .store import RUN_COMPONENTS, TRAINING_COMPONENTS, Entry, Store, spec_key
 from .train import TrainConfig, curve_indices, predict, train
 
@@ -69,7 +70,7 @@ def _dataset(name: str):
 
 def hardware(device=None) -> dict:
     return {"device": str(device or default_device()), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+            "cpu": platform.processor() or platform.machine(), "cpu_model": cpu_model(), "cores": os.cpu_count()}
 
 
 def weights_path(key: str) -> Path:
