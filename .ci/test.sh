@@ -11,4 +11,9 @@ python -m pytest tests -q -p no:cacheprovider
 python -m pytest --nbval-lax --nbval-current-env -q -p no:cacheprovider notebooks/
 unset MCMIA_STORE MCMIA_WEIGHTS
 mcmia book --no-execute
+# the reader's check: every page in headless Chromium from a local server (Debian's browser and driver)
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+python tests/check_book_in_browser.py
 echo "test command finished in $(( $(date +%s) - start )) s"
