@@ -9,7 +9,9 @@ import functools
 import hashlib
 import io
 import os
+import sys
 import tarfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,71 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset is missing from every root tried; the message lists them and how to provide it."""
+
+
+class CorruptDatasetError(RuntimeError):
+    """A dataset's files are present but wrong (damaged, truncated, another dataset's or split's); the
+    message names the file and the fix."""
+
+
+# Published SHA-256 of the shared copies (../shared/data/README.md). A file that is another dataset's
+# published file is refused; a file matching none of them is a custom copy, allowed (its fingerprint then
+# enters the store keys).
+PUBLISHED_SHA256 = {
+    "MNIST/raw/t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "MNIST/raw/t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    "MNIST/raw/train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "MNIST/raw/train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "FashionMNIST/raw/t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "FashionMNIST/raw/t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    "FashionMNIST/raw/train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "FashionMNIST/raw/train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    CIFAR10_JPEG_ARCHIVE: "bae63d4260c9fa0b05635695668e8e76e69b11fbc4a181b8a07e65780aba2ca7",
+}
+# (train, test) sizes and image shape of each dataset, checked after every load.
+EXPECTED = {"mnist": (60000, 10000, (1, 28, 28)), "fashion_mnist": (60000, 10000, (1, 28, 28)),
+            "cifar10": (50000, 10000, (3, 32, 32)), "cifar100": (50000, 10000, (3, 32, 32))}
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256(path: Path) -> str:
+    """SHA-256 of a file (cached per path, size and modification time)."""
+    st = Path(path).stat()
+    return _sha256(str(path), st.st_size, st.st_mtime_ns)
+
+
+def check_published(root: Path, folder: str) -> None:
+    """Refuse a file under ``root/folder`` that is another dataset's published file (e.g. Fashion-MNIST's
+    images under MNIST/)."""
+    by_hash = {v: k for k, v in PUBLISHED_SHA256.items()}
+    for f in sorted((root / folder / "raw").glob("*-ubyte")):
+        rel = f"{folder}/raw/{f.name}"
+        other = by_hash.get(sha256(f))
+        if other is not None and other != rel:
+            raise CorruptDatasetError(f"{f} is the published {other} (another dataset's or split's file under "
+                                      f"{folder}/): put the {folder} files there")
+
+
+def check_sizes(ds: "Dataset", where: str) -> None:
+    """Images and labels of equal length, and the dataset's expected sizes and image shape."""
+    for split, x, y in (("training", ds.x_train, ds.y_train), ("test", ds.x_test, ds.y_test)):
+        if len(x) != len(y):
+            raise CorruptDatasetError(f"{where}: the {split} set has {len(x):,} images but {len(y):,} labels "
+                                      "(a labels file of the other split?)")
+    if ds.name in EXPECTED:
+        n_train, n_test, shape = EXPECTED[ds.name]
+        if (len(ds.y_train), len(ds.y_test), tuple(ds.x_train.shape[1:])) != (n_train, n_test, shape):
+            raise CorruptDatasetError(
+                f"{where}: {ds.label} should have {n_train:,} training and {n_test:,} test images of shape {shape}, "
+                f"found {len(ds.y_train):,} and {len(ds.y_test):,} of shape {tuple(ds.x_train.shape[1:])}")
 
 
 @dataclass(frozen=True)
@@ -110,17 +177,27 @@ def _load_torchvision(name: str, download: bool) -> Dataset:
     tried = []
     roots = candidate_roots()
     for root in roots:
-        try:
-            tr, te = cls(str(root), train=True, download=False), cls(str(root), train=False, download=False)
-        except (RuntimeError, FileNotFoundError, OSError):
+        folder = root / cls.__name__ if name in ("mnist", "fashion_mnist") else root / "cifar-10-batches-py"
+        if not folder.exists():
             tried.append(f"{root} (torchvision {cls.__name__} layout)")
             continue
-        return _from_tv(name, label, tr, te)
+        if name in ("mnist", "fashion_mnist"):
+            check_published(root, cls.__name__)
+        try:
+            tr, te = cls(str(root), train=True, download=False), cls(str(root), train=False, download=False)
+            ds = _from_tv(name, label, tr, te)
+        except Exception as exc:  # present but unreadable: say so rather than try the next root
+            raise CorruptDatasetError(f"{folder} is present but does not load ({type(exc).__name__}: {exc}); "
+                                      "replace it with a complete copy or remove it") from exc
+        check_sizes(ds, str(folder))
+        return ds
     if name == "cifar10":
         for root in roots:
             archive = root / CIFAR10_JPEG_ARCHIVE
             if archive.exists():
-                return _load_cifar10_jpeg(archive)
+                ds = _load_cifar10_jpeg(archive)
+                check_sizes(ds, str(archive))
+                return ds
             tried.append(str(archive))
     if download:
         root = REPO_ROOT / "data"
@@ -142,30 +219,47 @@ def _from_tv(name, label, tr, te) -> Dataset:
     return _make(name, label, xtr, ytr, xte, yte, len(tr.classes))
 
 
-def _load_cifar10_jpeg(archive: Path) -> Dataset:
-    """Decode the JPEG copy of CIFAR-10 once and cache the uint8 arrays under data/cache/."""
-    cache = REPO_ROOT / "data" / "cache" / "cifar10_jpeg.npz"
-    if not cache.exists():
-        from PIL import Image
-        parts = {"train": ([], []), "test": ([], [])}
+def _decode_cifar10_jpeg(archive: Path) -> dict:
+    from PIL import Image
+    parts = {"train": [], "test": []}
+    try:
         with tarfile.open(archive, "r:gz") as tar:
             for member in tar:
                 bits = member.name.split("/")
                 if not member.isfile() or len(bits) != 4 or not bits[3].endswith(".jpg"):
                     continue
                 img = Image.open(io.BytesIO(tar.extractfile(member).read())).convert("RGB")
-                xs, ys = parts[bits[1]]
-                xs.append((bits[2], bits[3], np.asarray(img, dtype=np.uint8)))
-        arrays = {}
-        for split, (xs, _) in parts.items():
-            xs.sort(key=lambda t: (CIFAR10_CLASSES.index(t[0]), t[1]))
-            arrays[f"x_{split}"] = np.stack([t[2] for t in xs]).transpose(0, 3, 1, 2)
-            arrays[f"y_{split}"] = np.array([CIFAR10_CLASSES.index(t[0]) for t in xs], dtype=np.int64)
+                parts[bits[1]].append((bits[2], bits[3], np.asarray(img, dtype=np.uint8)))
+    except (EOFError, OSError, tarfile.TarError, zlib.error) as exc:
+        raise CorruptDatasetError(f"{archive} is damaged ({type(exc).__name__}: {exc}); copy it again (published "
+                                  f"SHA-256 {PUBLISHED_SHA256[CIFAR10_JPEG_ARCHIVE][:12]}…)") from exc
+    arrays = {}
+    for split, xs in parts.items():
+        xs.sort(key=lambda t: (CIFAR10_CLASSES.index(t[0]), t[1]))
+        arrays[f"x_{split}"] = np.stack([t[2] for t in xs]).transpose(0, 3, 1, 2) if xs else np.zeros((0, 3, 32, 32), np.uint8)
+        arrays[f"y_{split}"] = np.array([CIFAR10_CLASSES.index(t[0]) for t in xs], dtype=np.int64)
+    return arrays
+
+
+def _load_cifar10_jpeg(archive: Path) -> Dataset:
+    """Decode the JPEG copy of CIFAR-10 once and cache the uint8 arrays under data/cache/, in a file named by
+    the archive's SHA-256 (another archive never reads this one's cache). A damaged cache is rebuilt."""
+    cache = REPO_ROOT / "data" / "cache" / f"cifar10_jpeg-{sha256(archive)[:16]}.npz"
+    arrays = None
+    if cache.exists():
+        try:
+            with np.load(cache) as z:
+                arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+        except Exception as exc:
+            print(f"mcmia: the decoded cache {cache} is damaged ({type(exc).__name__}); rebuilding it from {archive}",
+                  file=sys.stderr)
+    if arrays is None:
+        arrays = _decode_cifar10_jpeg(archive)
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         atomic_write_bytes(cache, buf.getvalue())
-    z = np.load(cache)
-    return _make("cifar10", "CIFAR-10 (JPEG copy)", z["x_train"], z["y_train"], z["x_test"], z["y_test"], 10)
+    return _make("cifar10", "CIFAR-10 (JPEG copy)", arrays["x_train"], arrays["y_train"], arrays["x_test"],
+                 arrays["y_test"], 10)
 
 
 def _load_digits() -> Dataset:

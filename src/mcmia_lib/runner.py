@@ -9,6 +9,7 @@ import functools
 import io
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -103,14 +104,26 @@ def training_key(spec: ExperimentSpec) -> str:
     return spec_key(replace(spec, nn_attack=None, tfp_attack=None), TRAINING_COMPONENTS)
 
 
-def cached_phase(key: str, model, device, fit, phase: str) -> tuple[list, float]:
+class CorruptWeightsError(RuntimeError):
+    """A stored weights file does not load; the message names it and the fix."""
+
+
+def cached_phase(key: str, model, device, fit, phase: str, past_corrupt: bool = False) -> tuple[list, float]:
     """Run ``fit(checkpoint_path) -> history`` once and cache the weights under ``key``; later calls load
-    them. Each history record is tagged with ``phase``."""
+    them. Each history record is tagged with ``phase``. A weights file that does not load is an error naming
+    it, or, with ``past_corrupt`` (``run(..., recompute=True)``), retrained."""
     path = weights_path(key)
     if path.exists():
-        state = torch.load(path, weights_only=True, map_location=device)
-        model.load_state_dict(state["model"])
-        return [{**h, "phase": phase} for h in state["history"]], state["seconds"]
+        try:
+            state = torch.load(path, weights_only=True, map_location=device)
+            model.load_state_dict(state["model"])
+            return [{**h, "phase": phase} for h in state["history"]], state["seconds"]
+        except Exception as exc:
+            if not past_corrupt:
+                raise CorruptWeightsError(
+                    f"weights file {path} does not load ({type(exc).__name__}: {str(exc)[:120]}); retrain it with "
+                    "run(spec, recompute=True) or delete the file") from exc
+            print(f"mcmia: weights file {path} does not load; retraining it", file=sys.stderr)
     t0 = time.perf_counter()
     ckpt = path.with_suffix(".ckpt")
     history = [{**h, "phase": phase} for h in fit(ckpt)]
@@ -122,7 +135,8 @@ def cached_phase(key: str, model, device, fit, phase: str) -> tuple[list, float]
     return history, seconds
 
 
-def _trained_target(spec: ExperimentSpec, ds, split, device) -> tuple[torch.nn.Module, list, float]:
+def _trained_target(spec: ExperimentSpec, ds, split, device, past_corrupt: bool = False
+                    ) -> tuple[torch.nn.Module, list, float]:
     """Train the target with its defenses (each phase resumable and cached) or load it; return (model,
     per-epoch history over all phases, training seconds)."""
     torch.manual_seed(spec.seed)
@@ -143,20 +157,21 @@ def _trained_target(spec: ExperimentSpec, ds, split, device) -> tuple[torch.nn.M
         hooks = minmax_hooks(spec.seed) + ([L2LastLayerHook(reg.l2_last)] if reg and reg.l2_last else []) \
             + ([DPHook(spec.dp)] if spec.dp else [])
         hist, sec = cached_phase(training_key(spec), model, device, fit(spec.train, spec.seed, hooks, "train"),
-                                  "train")
+                                  "train", past_corrupt)
         return model, hist, sec
     p = spec.pruning
     base = replace(spec, pruning=None, minmax=None)
-    h0, s0 = cached_phase(training_key(base), model, device, fit(spec.train, spec.seed, [], "train"), "train")
+    h0, s0 = cached_phase(training_key(base), model, device, fit(spec.train, spec.seed, [], "train"), "train",
+                          past_corrupt)
     admm_cfg = replace(spec.train, epochs=p.admm_epochs, lr=p.lr or spec.train.lr)
     h1, s1 = cached_phase(training_key(replace(spec, minmax=None)) + "-admm", model, device,
                            fit(admm_cfg, spec.seed + 1, [ADMMHook(model, p.rates, p.rho, p.rho_growth)], "admm"),
-                           "admm")
+                           "admm", past_corrupt)
     masks = hard_prune(model, p.rates)
     retrain_cfg = replace(spec.train, epochs=p.retrain_epochs, lr=p.lr or spec.train.lr)
     h2, s2 = cached_phase(training_key(spec), model, device,
                            fit(retrain_cfg, spec.seed + 2, [MaskHook(masks)] + minmax_hooks(spec.seed + 2), "retrain"),
-                           "retrain")
+                           "retrain", past_corrupt)
     return model, h0 + h1 + h2, s0 + s1 + s2
 
 
@@ -192,9 +207,9 @@ def validation_accuracy(spec: ExperimentSpec, n: int = 5000, device=None) -> flo
     return float((pred == ds.y_train[idx]).float().mean())
 
 
-def _compute(spec: ExperimentSpec, device: torch.device) -> tuple[dict, dict]:
+def _compute(spec: ExperimentSpec, device: torch.device, past_corrupt: bool = False) -> tuple[dict, dict]:
     ds, split = data_and_split(spec)
-    model, history, t_train = _trained_target(spec, ds, split, device)
+    model, history, t_train = _trained_target(spec, ds, split, device, past_corrupt)
     t0 = time.perf_counter()
 
     def logits_of(x_all, y_all, idx):
@@ -252,12 +267,13 @@ def run(spec: ExperimentSpec, store: Store | None = None, recompute: bool = Fals
     """Return the stored result of ``spec``, computing and storing it first when absent, on ``device``
     (default: CUDA where present; every tensor follows the model there).
 
-    ``recompute=True`` replaces an existing (e.g. corrupt) entry."""
+    ``recompute=True`` replaces an existing (e.g. corrupt) entry and retrains past a weights file that does
+    not load."""
     store = store or Store()
     key = spec_key(spec, RUN_COMPONENTS)
     if store.has(key) and not recompute:
         return store.load(key)
-    result, arrays = _compute(spec, torch.device(device or default_device()))
+    result, arrays = _compute(spec, torch.device(device or default_device()), past_corrupt=recompute)
     return store.save(key, spec, result, arrays)
 
 

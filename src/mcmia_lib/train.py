@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,21 @@ def _evaluate(model, x, y, ds) -> tuple[float, float]:
     return F.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
 
 
+def _load_checkpoint(path: Path, device) -> dict | None:
+    """The checkpoint's state, or None when there is none; a checkpoint that does not load is moved aside
+    to ``<path>.corrupt`` (named on stderr) and training starts over."""
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, weights_only=True, map_location=device)
+    except Exception as exc:
+        aside = path.with_name(path.name + ".corrupt")
+        os.replace(path, aside)
+        print(f"mcmia: checkpoint {path} does not load ({type(exc).__name__}); moved to {aside}, training "
+              "starts over", file=sys.stderr)
+        return None
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -143,8 +159,8 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
     sampler = next((h for h in hooks if hasattr(h, "batches")), None)
     criterion = next((h.criterion for h in hooks if hasattr(h, "criterion")), F.cross_entropy)
     history, start_epoch = [], 0
-    if checkpoint is not None and Path(checkpoint).exists():
-        state = torch.load(checkpoint, weights_only=True, map_location=device)
+    state = _load_checkpoint(Path(checkpoint), device) if checkpoint is not None else None
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
