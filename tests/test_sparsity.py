@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 
 from mcmia_lib.attacks.gonon import GononAttack
 from mcmia_lib.models.butterfly import ButterflyConv2d

@@ -7,7 +7,7 @@ import pytest
 from mcmia_lib import runner as runner_mod, store as store_mod
 from mcmia_lib.attacks import NNAttackConfig
 from mcmia_lib.runner import ExperimentSpec, run, training_key
-from mcmia_lib.store import RUN_COMPONENTS, CorruptEntryError, Store, spec_key
+from mcmia_lib.store import RUN_COMPONENTS, CorruptEntryError, spec_key
 from mcmia_lib.train import TrainConfig
 
 SPEC = ExperimentSpec("digits", "mlp", TrainConfig(epochs=3, batch_size=64, lr=1e-3, optimizer="adam"),

@@ -7,7 +7,6 @@ prune, masked retraining), ``minmax`` (Nasr et al.'s adversarial regularization)
 """
 from __future__ import annotations
 
-import numpy as np
 
 from .attacks import NNAttackConfig
 from .defenses.dp import DPSGD
