@@ -311,6 +311,31 @@ def display_claims(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
     return out
 
 
+def publish_findings(*tables: pd.DataFrame, chapter: str) -> pd.DataFrame:
+    """Glue a chapter's decided claims (``claim_table`` results) for the front page (``findings``: claim, the
+    paper's effect, ours with its interval, verdict) and for the chapter's result box (``summary``: how many
+    claims got which verdict). Returns the findings table."""
+    from collections import Counter
+    from IPython.display import Markdown
+    shown = pd.concat([display_claims(t) for t in tables])[["paper", "ours (interval, level)", "unit", "verdict"]]
+    counts = Counter(v for t in tables for v in t["verdict"])
+    words = ", ".join(f"{n} {v}" for v, n in sorted(counts.items(), key=lambda kv: VERDICTS.index(kv[0])))
+    glue("findings", shown.rename_axis(f"{chapter}: claim"), display=False)
+    glue("summary", Markdown(
+        f"**{sum(counts.values())} claim(s) of the paper decided here: {words}.** Each verdict compares our paired "
+        "per-seed difference and its interval with the paper's effect (rule on the methods page); the tables "
+        "below give every number."), display=False)
+    return shown
+
+
+def publish_untested(chapter: str, why: str) -> None:
+    """``publish_findings`` for a chapter whose profile decides no claim (``why`` says what is missing)."""
+    from IPython.display import Markdown
+    glue("findings", pd.DataFrame({"verdict": ["not tested at this profile"], "why": [why]},
+                                  index=pd.Index([chapter], name=f"{chapter}: claim")), display=False)
+    glue("summary", Markdown(f"**No claim is decided at this profile:** {why}"), display=False)
+
+
 def ratio_bootstrap(runs: dict, paper_ratio: float, n_boot: int = 2000, seed: int = 0) -> dict:
     """002's claim "a relative accuracy loss of p% buys a relative defense gain of about ``paper_ratio``·p%",
     as a bootstrap over runs. ``runs`` = {run: {"dense": (accuracy, defense), "sparse": [(accuracy,
