@@ -138,3 +138,17 @@ def test_one_torch_thread_unless_mcmia_threads_says_otherwise(monkeypatch):
     threads.configure()
     hw = hardware()
     assert hw["threads"] == 1 and hw["cpu_model"]
+
+
+def test_clean_sweeps_temporary_files_a_kill_left(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MCMIA_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("MCMIA_WEIGHTS", str(tmp_path / "weights"))
+    (tmp_path / "store" / ".0123456789abcdef.tmp-x").mkdir(parents=True)
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / ".k.ckpt.abc.tmp").write_bytes(b"half")
+    (tmp_path / "weights" / "k.pt").write_bytes(b"kept")
+    assert cli.main(["clean"]) == 0
+    out = capsys.readouterr().out
+    assert "removed 1 partial entries" in out and "removed 1 temporary weight" in out
+    assert [p.name for p in (tmp_path / "weights").iterdir()] == ["k.pt"]
+    assert list((tmp_path / "store").iterdir()) == []

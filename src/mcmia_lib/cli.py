@@ -312,6 +312,12 @@ def main(argv=None) -> int:
             if args.key:
                 print(f"removed entry {clean_key(store, args.key)}")
             print(f"removed {store.clean_partial()} partial entries from {store.root}")
+            from .runner import weights_path
+            folder = weights_path("x").parent
+            stale = sorted(folder.glob(".*.tmp")) if folder.exists() else []  # atomic writes cut by a kill
+            for f in stale:
+                f.unlink()
+            print(f"removed {len(stale)} temporary weight and checkpoint files from {folder}")
     except UsageError as exc:
         print(f"mcmia: error: {exc}", file=sys.stderr)
         return 2
