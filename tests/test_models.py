@@ -34,3 +34,14 @@ def test_bad_model_arguments():
         build_model("alexnet", 10, (3, 32, 32))
     with pytest.raises(ValueError, match="width multiplier"):
         build_model("lenet5", 10, (1, 28, 28), width=0)
+
+
+@pytest.mark.parametrize("name,width,shape", [("fastnet", 1.0, (3, 32, 32)), ("fastnet", 0.5, (3, 32, 32)),
+                                              ("fastnet_gn", 1.0, (3, 32, 32)), ("fastnet", 1.0, (1, 28, 28))])
+def test_fastnet_parameter_count_matches_its_closed_form(name, width, shape):
+    from mcmia_lib.models.fastnet import fastnet_parameters
+    m = build_model(name, 10, shape, width)
+    assert count_parameters(m) == fastnet_parameters(10, shape[0], width)
+    assert m(torch.zeros(2, *shape).to(memory_format=torch.channels_last)).shape == (2, 10)
+    norms = {type(x).__name__ for x in m.modules()} & {"BatchNorm2d", "GroupNorm"}
+    assert norms == ({"GroupNorm"} if name.endswith("_gn") else {"BatchNorm2d"})

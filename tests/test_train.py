@@ -131,3 +131,37 @@ def test_keep_best_restores_the_best_epoch_and_survives_a_resume(digits, tmp_pat
     assert all(torch.allclose(p, q) for p, q in zip(m.parameters(), m2.parameters()))
     with pytest.raises(RuntimeError, match="saw no epoch"):
         train.KeepBest().restore(m)
+
+
+def test_fast_recipe_options_leave_the_defaults_alone_and_validate():
+    from mcmia_lib.store import canonical
+    cfg = train.TrainConfig(epochs=2, batch_size=8, lr=0.1)
+    assert not {"nesterov", "warmup", "label_smoothing", "decay_weights_only"} & set(canonical(cfg))  # keys unchanged
+    with pytest.raises(ValueError, match="nesterov needs optimizer='sgd' with momentum > 0"):
+        train.TrainConfig(epochs=1, batch_size=1, lr=0.1, optimizer="adam", nesterov=True)
+    with pytest.raises(ValueError, match="warmup is the one-cycle"):
+        train.TrainConfig(epochs=1, batch_size=1, lr=0.1, warmup=0.3)
+    with pytest.raises(ValueError, match="label_smoothing must be in"):
+        train.TrainConfig(epochs=1, batch_size=1, lr=0.1, label_smoothing=1.0)
+
+
+def test_one_cycle_schedule_values():
+    cfg = train.TrainConfig(epochs=10, batch_size=1, lr=1.0, schedule="onecycle", warmup=0.2)
+    total = 101
+    assert train.lr_at_step(cfg, 0, total) == pytest.approx(0.1)
+    assert train.lr_at_step(cfg, 10, total) == pytest.approx(0.1 + 0.9 * 10 / 20)
+    assert train.lr_at_step(cfg, 20, total) == pytest.approx(1.0)
+    assert train.lr_at_step(cfg, 60, total) == pytest.approx(0.5)
+    assert train.lr_at_step(cfg, 100, total) == 0.0
+
+
+def test_one_cycle_runs_per_step_and_decay_skips_biases(digits):
+    cfg = train.TrainConfig(epochs=2, batch_size=50, lr=0.05, schedule="onecycle", nesterov=True,
+                            label_smoothing=0.1, weight_decay=0.5, decay_weights_only=True)
+    _, hist = _fit(digits, cfg)
+    steps = 6
+    assert [h["lr"] for h in hist] == pytest.approx([train.lr_at_step(cfg, e * steps, 2 * steps) for e in range(2)])
+    m = models.build_model("mlp", 10, digits.shape)
+    groups = train.make_optimizer(m, cfg).param_groups
+    assert [g["weight_decay"] for g in groups] == [0.5, 0.0]
+    assert all(p.ndim == 1 for p in groups[1]["params"]) and all(p.ndim > 1 for p in groups[0]["params"])

@@ -17,6 +17,7 @@ A hook may implement any of:
 """
 from __future__ import annotations
 
+import functools
 import io
 import os
 import sys
@@ -32,7 +33,7 @@ from .data import Dataset, augment, normalize
 from .paths import atomic_write_bytes
 
 OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("none", "step", "cosine")
+SCHEDULES = ("none", "step", "cosine", "onecycle")
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,13 @@ class TrainConfig:
     """Hyper-parameters of one training run. ``schedule='step'`` divides the lr by 10 at 50% and 75%
     of training (002); ``'cosine'`` anneals it to zero. ``curve_subset``: the per-epoch curves (test
     loss/accuracy, leakage probe) use a fixed random subset of this many test images and evaluation
-    examples instead of all of them (a cost knob; the final metrics always use every example)."""
+    examples instead of all of them (a cost knob; the final metrics always use every example).
+
+    The fast recipe (issue 18; every option defaults to None = off, so stored keys do not move): ``nesterov``
+    momentum for SGD; ``schedule='onecycle'``, set per step: a linear rise from lr/10 to lr over the first
+    ``warmup`` fraction of the steps (default 0.25), then a linear fall to 0 at the last step;
+    ``label_smoothing`` of the cross-entropy; ``decay_weights_only``: weight decay on conv and linear weights
+    only, not on biases or norm parameters."""
 
     epochs: int
     batch_size: int
@@ -52,6 +59,10 @@ class TrainConfig:
     flip: bool = False
     crop_pad: int = 0
     curve_subset: int | None = None
+    nesterov: bool | None = None
+    warmup: float | None = None
+    label_smoothing: float | None = None
+    decay_weights_only: bool | None = None
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -65,6 +76,13 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.curve_subset is not None and self.curve_subset < 2:
             raise ValueError(f"curve_subset must be None (all examples) or >= 2, got {self.curve_subset}")
+        if self.nesterov and (self.optimizer != "sgd" or not self.momentum > 0):
+            raise ValueError("nesterov needs optimizer='sgd' with momentum > 0")
+        if self.warmup is not None and (self.schedule != "onecycle" or not 0 < self.warmup < 1):
+            raise ValueError(f"warmup is the one-cycle schedule's rising fraction in (0, 1), got {self.warmup} "
+                             f"with schedule={self.schedule!r}")
+        if self.label_smoothing is not None and not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
 def quiet() -> bool:
@@ -73,13 +91,26 @@ def quiet() -> bool:
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = list(model.parameters())
+    if cfg.decay_weights_only:  # conv and linear weights are the parameters with more than one dimension
+        params = [{"params": [p for p in params if p.ndim > 1], "weight_decay": cfg.weight_decay},
+                  {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                           nesterov=bool(cfg.nesterov))
+
+
+def lr_at_step(cfg: TrainConfig, step: int, total: int) -> float:
+    """The one-cycle learning rate at optimizer step ``step`` (0-based) of ``total``."""
+    rise = max(1, round((cfg.warmup or 0.25) * total))
+    if step < rise:
+        return cfg.lr * (0.1 + 0.9 * step / rise)
+    return cfg.lr * max(0.0, (total - 1 - step) / max(1, total - 1 - rise) if total - 1 > rise else 0.0)
 
 
 def lr_at(cfg: TrainConfig, epoch: int) -> float:
-    """Learning rate used during ``epoch`` (0-based)."""
+    """Learning rate used during ``epoch`` (0-based); the one-cycle schedule is set per step (``lr_at_step``)."""
     if cfg.schedule == "step":
         return cfg.lr * (0.1 ** ((epoch >= 0.5 * cfg.epochs) + (epoch >= 0.75 * cfg.epochs)))
     if cfg.schedule == "cosine":
@@ -157,7 +188,12 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
         if hasattr(h, "configure"):
             model, optimizer = h.configure(model, optimizer, cfg, n)
     sampler = next((h for h in hooks if hasattr(h, "batches")), None)
-    criterion = next((h.criterion for h in hooks if hasattr(h, "criterion")), F.cross_entropy)
+    hook_criterion = next((h.criterion for h in hooks if hasattr(h, "criterion")), None)
+    if hook_criterion is not None and cfg.label_smoothing:
+        raise ValueError("label_smoothing cannot combine with a hook that supplies the criterion (DP-SGD's)")
+    criterion = hook_criterion or (functools.partial(F.cross_entropy, label_smoothing=cfg.label_smoothing)
+                                   if cfg.label_smoothing else F.cross_entropy)
+    steps_per_epoch = -(-n // cfg.batch_size)
     history, start_epoch = [], 0
     state = _load_checkpoint(Path(checkpoint), device) if checkpoint is not None else None
     if state is not None:
@@ -172,7 +208,8 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
                initial=start_epoch, total=cfg.epochs)
     for epoch in bar:
         t0 = time.perf_counter()
-        lr = lr_at(cfg, epoch)
+        per_step = cfg.schedule == "onecycle"
+        lr = lr_at_step(cfg, epoch * steps_per_epoch, cfg.epochs * steps_per_epoch) if per_step else lr_at(cfg, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
@@ -182,7 +219,10 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
         else:
             batches = (b.to(device) for b in sampler.batches())
         tot_loss, tot_correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
-        for b in batches:
+        for i, b in enumerate(batches):
+            if per_step and i:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at_step(cfg, epoch * steps_per_epoch + i, cfg.epochs * steps_per_epoch)
             seen += len(b)
             x = normalize(x_all[b], ds.mean, ds.std)
             if cfg.flip or cfg.crop_pad:

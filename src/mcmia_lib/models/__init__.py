@@ -8,9 +8,11 @@ from .small import cifar_cnn, lenet5, lomurno_cnn, mlp
 from .resnet import resnet18, resnet20
 from .vgg import vgg16
 from .mobilenet import mobilenetv2
+from .fastnet import fastnet, fastnet_gn
 
 MODELS = {"lenet5": lenet5, "mlp": mlp, "cifar_cnn": cifar_cnn, "vgg16": vgg16,
-          "mobilenetv2": mobilenetv2, "resnet18": resnet18, "resnet20": resnet20, "lomurno_cnn": lomurno_cnn}
+          "mobilenetv2": mobilenetv2, "resnet18": resnet18, "resnet20": resnet20, "lomurno_cnn": lomurno_cnn,
+          "fastnet": fastnet, "fastnet_gn": fastnet_gn}
 WITH_DROPOUT = ("lomurno_cnn",)
 
 
