@@ -4,7 +4,8 @@ committing the results store and the trained weights after each.
     python jobs/dp_regularization.py --profile cpu clip:mnist run:mnist:1 inv:cifar10 t1:CIFAR-10-CNN:0
 
 Tasks: ``clip:DATASET`` (choose DP-SGD's clipping norm per ε), ``run:DATASET:SEED`` (the seven configurations),
-``inv:DATASET`` (model inversion from every layer at the inversion seed; ``inv:DATASET:LAYER`` from one layer), ``t1:ROW:SEED`` (000 Table I: DP-SGD
+``inv:DATASET`` (model inversion from every layer at the inversion seed; ``inv:DATASET:LAYER`` from one layer,
+``inv:DATASET:LAYER:CONFIG`` for one configuration), ``t1:ROW:SEED`` (000 Table I: DP-SGD
 and MCMIA-Pruning). A dataset's ``clip`` task must precede its other tasks in another job running at the same
 time, or both train the same candidates.
 """
@@ -36,8 +37,8 @@ def main():
                       f"AUC {r['attacks']['tfp']['auc']:.4f}", flush=True)
         elif kind == "inv":
             q = {**p, "dataset": name, "max_grad_norm": clip(name)}
-            for c in lomurno_configs(p["epsilons"]):
-                for layer in rest or p["inversion_layers"]:
+            for c in [rest[1]] if len(rest) > 1 else lomurno_configs(p["epsilons"]):
+                for layer in rest[:1] or p["inversion_layers"]:
                     e = run_inversion(InversionSpec(lomurno_spec(q, c, p["inversion_seed"]), layer,
                                                     epochs=p["inversion_epochs"], n_train=p["inversion_n_train"],
                                                     n_val=p["inversion_n_val"],
