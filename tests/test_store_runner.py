@@ -27,20 +27,28 @@ def _changed(value):
     return None
 
 
+# options that are None (off) by default, switched on (the one-cycle warm-up needs its schedule)
+OFF_BY_DEFAULT = {"nesterov": {"nesterov": True}, "label_smoothing": {"label_smoothing": 0.1},
+                  "decay_weights_only": {"decay_weights_only": True},
+                  "warmup": {"schedule": "onecycle", "warmup": 0.3}}
+
+
 def test_every_spec_and_training_field_changes_the_key():
     from dataclasses import fields, is_dataclass, replace
     from mcmia_lib.defenses.minmax import MinMax
     spec = ExperimentSpec(**{**SPEC.__dict__, "minmax": MinMax(lam=1.0), "n_target": 500, "tfp_attack": False,
-                             "train": TrainConfig(epochs=3, batch_size=64, lr=1e-3, optimizer="adam", curve_subset=100)})
+                             "train": TrainConfig(epochs=3, batch_size=64, lr=1e-3, optimizer="sgd", curve_subset=100)})
     variants = {"base": spec}
     for f in fields(spec):
         value = getattr(spec, f.name)
         if is_dataclass(value):
             for g in fields(value):
-                variants[f"{f.name}.{g.name}"] = replace(spec, **{f.name: replace(value, **{g.name: _changed(getattr(value, g.name))})})
+                change = OFF_BY_DEFAULT.get(g.name, {g.name: _changed(getattr(value, g.name))})
+                variants[f"{f.name}.{g.name}"] = replace(spec, **{f.name: replace(value, **change)})
         elif value is not None:
             variants[f.name] = replace(spec, **{f.name: _changed(value)})
-    assert {"train.lr", "train.curve_subset", "minmax.attack_steps", "nn_attack.init_std", "seed", "tfp_attack"} <= set(variants)
+    assert {"train.lr", "train.curve_subset", "train.nesterov", "minmax.attack_steps", "nn_attack.init_std", "seed",
+            "tfp_attack"} <= set(variants)
     keys = {name: spec_key(v, RUN_COMPONENTS) for name, v in variants.items()}
     assert len(set(keys.values())) == len(keys), [n for n in keys if list(keys.values()).count(keys[n]) > 1]
 
