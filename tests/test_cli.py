@@ -152,3 +152,12 @@ def test_clean_sweeps_temporary_files_a_kill_left(tmp_path, monkeypatch, capsys)
     assert "removed 1 partial entries" in out and "removed 1 temporary weight" in out
     assert [p.name for p in (tmp_path / "weights").iterdir()] == ["k.pt"]
     assert list((tmp_path / "store").iterdir()) == []
+
+
+def test_a_bad_thread_count_is_one_line_before_any_work():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", "import mcmia_lib"], env={**__import__("os").environ, "MCMIA_THREADS": "two"},
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.strip() == (
+        "mcmia: error: MCMIA_THREADS must be a whole number >= 1 (torch threads per task), got 'two'")
