@@ -101,26 +101,6 @@ def test_gain_of_chance_and_perfect_inference_models():
         metrics.inference_gain(member, np.r_[np.full(500, 2.0), np.zeros(500)])
 
 
-def test_slope_through_origin_matches_least_squares_and_its_interval():
-    from scipy import stats
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0.01, 0.2, 40)
-    y = 3.6 * x + rng.normal(0, 0.02, 40)
-    b, lo, hi = metrics.slope_through_origin(x, y)
-    assert b == pytest.approx(np.linalg.lstsq(x[:, None], y, rcond=None)[0][0])
-    # the interval covers the true slope in ~95% of repetitions
-    covered = 0
-    for seed in range(400):
-        r = np.random.default_rng(seed)
-        yy = 3.6 * x + r.normal(0, 0.02, 40)
-        _, l, h = metrics.slope_through_origin(x, yy)
-        covered += l <= 3.6 <= h
-    assert 0.92 < covered / 400 < 0.98
-    assert lo < b < hi and stats.t.ppf(0.975, 39) > 2
-    with pytest.raises(ValueError, match="at least 2 paired points"):
-        metrics.slope_through_origin([0.0, 0.0], [1.0, 2.0])
-
-
 def test_line_slope_matches_numpy_and_its_interval_covers():
     x = np.random.default_rng(1).uniform(40, 55, 30)
     noisy = lambda seed: 10 - 3.25 * x + np.random.default_rng(seed).normal(0, 3, 30)  # noqa: E731

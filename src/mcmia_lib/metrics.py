@@ -173,19 +173,6 @@ def mean_std(values) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
-def slope_through_origin(x, y, level: float = 0.95) -> tuple[float, float, float]:
-    """Least-squares slope b of y = b·x (no intercept) and its ``level`` confidence interval from the
-    t-distribution with n − 1 degrees of freedom: 002's "relative gain of 3.6 × p%" as a fitted ratio."""
-    from scipy.stats import t as student
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if x.shape != y.shape or len(x) < 2 or not np.any(x):
-        raise ValueError(f"need at least 2 paired points with some x != 0, got {len(x)} x and {len(y)} y")
-    b = float(x @ y / (x @ x))
-    se = np.sqrt(np.sum((y - b * x) ** 2) / (len(x) - 1) / (x @ x))
-    half = student.ppf(0.5 + level / 2, len(x) - 1) * se
-    return b, b - half, b + half
-
-
 def line_slope(x, y, level: float = 0.95) -> tuple[float, float, float]:
     """Least-squares slope b of y = a + b·x and its ``level`` confidence interval from the t-distribution with
     n − 2 degrees of freedom: the line of 002's Figure 1 (defense points per accuracy point)."""
