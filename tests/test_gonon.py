@@ -34,14 +34,20 @@ def test_features_are_class_prediction_and_the_robustness_of_the_closed_form(dig
     assert gonon_features(constant, x, y, digits, GononAttack(eps=1e-2, draws=3), seed=7)[:, 20:].abs().max() == 0
 
 
+def _features(rng, member, width, shift, noisy=False):
+    """Gaussian features whose first column is shifted by ``shift`` for members (and, with ``noisy``, the
+    second by a noisy multiple of it)."""
+    x = rng.normal(size=(len(member), width))
+    x[member, 0] += shift
+    if noisy:
+        x[member, 1] += shift * rng.normal(size=member.sum())
+    return torch.tensor(x, dtype=torch.float32)
+
+
 def test_discriminators_find_a_signal_and_report_the_strongest():
     rng = np.random.default_rng(0)
     member = np.r_[np.ones(300), np.zeros(300)].astype(bool)
-
-    def feats(shift):
-        x = rng.normal(size=(600, 6))
-        x[member, 0] += shift
-        return torch.tensor(x, dtype=torch.float32)
+    feats = lambda shift: _features(rng, member, 6, shift)  # noqa: E731
     cfg = GononAttack(epochs=5, hidden=((30,), (30, 30)), lrs=(1e-2, 1e-3))
     out = gonon_attack(feats(3.0), member, feats(3.0), member, cfg, seed=0)
     assert len(out["discriminators"]) == 4
@@ -60,12 +66,7 @@ def test_bad_attack_settings_are_named():
 def test_the_discriminator_is_chosen_on_the_shadow_never_on_the_targets_membership():
     rng = np.random.default_rng(1)
     member = np.r_[np.ones(200), np.zeros(200)].astype(bool)
-
-    def feats(shift):
-        x = rng.normal(size=(400, 4))
-        x[member, 0] += shift
-        x[member, 1] += shift * rng.normal(size=member.sum())  # a second, noisier signal
-        return torch.tensor(x, dtype=torch.float32)
+    feats = lambda shift: _features(rng, member, 4, shift, noisy=True)  # noqa: E731
     cfg = GononAttack(epochs=3, hidden=((30,), (30, 30)), lrs=(1e-2, 1e-4))
     shadow, target = feats(1.0), feats(1.0)
     out = gonon_attack(shadow, member, target, member, cfg, seed=0)

@@ -192,7 +192,10 @@ def execute(name: str, profile: str, overrides=(), output: Path | None = None) -
     nb.metadata["mcmia"] = {"profile": profile, "params": params, "source_hash": source_hash(name, params),
                             "seconds": round(time.perf_counter() - t0, 1)}
     nbformat.write(nb, tmp)
-    os.replace(tmp, out) if tmp.stat().st_dev == out.parent.stat().st_dev else (_copy_then_remove(tmp, out))
+    if tmp.stat().st_dev == out.parent.stat().st_dev:
+        os.replace(tmp, out)
+    else:  # --output on another file system
+        _copy_then_remove(tmp, out)
     return out
 
 

@@ -106,7 +106,8 @@ def lr_at_step(cfg: TrainConfig, step: int, total: int) -> float:
     rise = max(1, round((cfg.warmup or 0.25) * total))
     if step < rise:
         return cfg.lr * (0.1 + 0.9 * step / rise)
-    return cfg.lr * max(0.0, (total - 1 - step) / max(1, total - 1 - rise) if total - 1 > rise else 0.0)
+    fall = total - 1 - rise  # steps from the peak to the last step, where the rate reaches 0
+    return cfg.lr * max(0.0, (total - 1 - step) / fall) if fall > 0 else 0.0
 
 
 def lr_at(cfg: TrainConfig, epoch: int) -> float:
