@@ -6,7 +6,11 @@ is the black-box case (the softmax output).
 
 004 prints no decoder sizes: ours maps the layer output to 32 channels (a dense layer to a (32, H/4, W/4)
 map for vectors, a 1×1 convolution for maps), doubles the resolution with nearest upsampling + 3×3
-convolution blocks until it is the image's, then a 3×3 convolution and the 3×3 output convolution.
+convolution blocks until it is the image's, then a 3×3 convolution and the 3×3 output convolution. Every
+hidden convolution is followed by batch normalization: without it the decoder of MNIST's Conv3 output settled
+on an all-black image from the second epoch on (test MSE 0.114 against 0.068 for the mean image; with it
+0.015 after four epochs), and its saturated sigmoid filled the gradients with denormal floats (3× slower on
+CPU; ``_fit`` flushes denormals to zero while it runs).
 
 The attacker trains on a seeded random draw of the target's members (member indices are sorted and the
 CIFAR-10 JPEG copy is ordered by class, so a prefix would hold two classes), for at most ``epochs`` (004: 20)
@@ -67,6 +71,10 @@ class Prefix(nn.Module):
         return out.softmax(1) if self.softmax else out
 
 
+def _conv_block(width: int) -> list[nn.Module]:
+    return [nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.SiLU()]
+
+
 class Decoder(nn.Module):
     """Layer output -> image in [0, 1] (see the module docstring)."""
 
@@ -78,11 +86,11 @@ class Decoder(nn.Module):
             layers = [nn.Linear(feature_shape[0], width * size[0] * size[1]), nn.SiLU(), nn.Unflatten(1, (width, *size))]
         else:
             size = tuple(feature_shape[1:])
-            layers = [nn.Conv2d(feature_shape[0], width, 1), nn.SiLU()]
+            layers = [nn.Conv2d(feature_shape[0], width, 1), nn.BatchNorm2d(width), nn.SiLU()]
         while size[0] < h or size[1] < w:
             size = (min(2 * size[0], h), min(2 * size[1], w))
-            layers += [nn.Upsample(size=size), nn.Conv2d(width, width, 3, padding=1), nn.SiLU()]
-        layers += [nn.Conv2d(width, width, 3, padding=1), nn.SiLU(), nn.Conv2d(width, c, 3, padding=1), nn.Sigmoid()]
+            layers += [nn.Upsample(size=size), *_conv_block(width)]
+        layers += [*_conv_block(width), nn.Conv2d(width, c, 3, padding=1), nn.Sigmoid()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z):
@@ -103,7 +111,7 @@ class InversionSpec:
     lr: float = 1e-3
     n_test: int | None = None  # test images for the MSE: a fixed random subset of this many (None: all)
     n_examples: int = 8  # test reconstructions kept for figures
-    code_version: int = 2  # 2: random member draw, validation-chosen epoch, mean-image MSE
+    code_version: int = 3  # 2: random member draw, validation-chosen epoch, mean-image MSE; 3: batch norm
 
     def __post_init__(self):
         if self.layer not in LAYERS:
@@ -141,6 +149,15 @@ def _mse(decoder, prefix, ds, x_uint8) -> tuple[float, torch.Tensor]:
 
 
 def _fit(spec: InversionSpec) -> tuple[dict, dict]:
+    flush = torch.set_flush_denormal(True)  # False where the CPU cannot (then nothing changed)
+    try:
+        return _fit_decoder(spec)
+    finally:
+        if flush:
+            torch.set_flush_denormal(False)
+
+
+def _fit_decoder(spec: InversionSpec) -> tuple[dict, dict]:
     ds, split = data_and_split(spec.target)
     target = trained_model(spec.target).cpu()
     prefix = Prefix(target, spec.layer)
