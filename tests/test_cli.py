@@ -125,7 +125,7 @@ def test_clean_accepts_only_existing_well_formed_keys(tmp_path):
 def test_one_torch_thread_unless_mcmia_threads_says_otherwise(monkeypatch):
     import torch
     from mcmia_lib import threads
-    from mcmia_lib.runner import hardware
+    from mcmia_lib.engine import hardware
     monkeypatch.delenv("MCMIA_THREADS", raising=False)
     assert threads.configure() == 1 == torch.get_num_threads()
     monkeypatch.setenv("MCMIA_THREADS", "2")

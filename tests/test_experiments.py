@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -85,10 +87,11 @@ def test_choose_clip_keeps_the_best_validation_accuracy_per_epsilon(monkeypatch)
     acc = {(2.0, 1.0): 0.80, (2.0, 3.0): 0.90, (2.0, 10.0): 0.90, (8.0, 1.0): 0.8, (8.0, 3.0): 0.85,
            (8.0, 10.0): 0.95}
 
-    def fake(spec, n):
-        seen.append((spec.dp.target_epsilon, spec.dp.max_grad_norm, spec.seed, n))
-        return acc[(spec.dp.target_epsilon, spec.dp.max_grad_norm)]
-    monkeypatch.setattr(experiments, "validation_accuracy", fake)
+    def fake(v):  # the stored ValidationSpec entry of one candidate
+        spec = v.target
+        seen.append((spec.dp.target_epsilon, spec.dp.max_grad_norm, spec.seed, v.n))
+        return SimpleNamespace(result={"validation_accuracy": acc[(spec.dp.target_epsilon, spec.dp.max_grad_norm)]})
+    monkeypatch.setattr(experiments, "run", fake)
     p = {"dataset": "mnist", "model": "lomurno_cnn", "n_target": 1000, "epochs": 3, "batch_size": 200, "lr": 0.1,
          "epsilons": [8, 2], "delta": 1e-5, "l2": 0.02, "dropout": 0.2, "nn_epochs": 0,
          "clip_candidates": [1, 3, 10]}
@@ -127,6 +130,6 @@ def test_table_i_rows_train_dp_on_the_mcmia_members():
 
 def test_choose_clip_takes_a_single_candidate_without_training(monkeypatch):
     from mcmia_lib import experiments
-    monkeypatch.setattr(experiments, "validation_accuracy", lambda *a: pytest.fail("nothing to choose"))
+    monkeypatch.setattr(experiments, "run", lambda *a: pytest.fail("nothing to choose"))
     best, rows = experiments.choose_clip({"epsilons": [2, 8], "clip_candidates": [3]})
     assert best == {2: 3.0, 8: 3.0} and rows == []

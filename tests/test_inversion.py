@@ -5,7 +5,8 @@ import torch
 from mcmia_lib import models
 import numpy as np
 
-from mcmia_lib.inversion import LAYERS, Decoder, InversionSpec, Prefix, cut_points, decoder_members, run_inversion
+from mcmia_lib.engine import run
+from mcmia_lib.inversion import LAYERS, Decoder, InversionSpec, Prefix, cut_points, decoder_members
 from mcmia_lib.runner import ExperimentSpec
 from mcmia_lib.train import TrainConfig
 
@@ -39,10 +40,10 @@ def test_inversion_result_is_cached(tmp_store):
     target = ExperimentSpec(dataset="digits", model="lomurno_cnn", width=0.25, n_target=300, nn_attack=None,
                             train=TrainConfig(epochs=1, batch_size=50, lr=0.1))
     spec = InversionSpec(target, "Conv1", epochs=6, patience=2, n_train=150, n_val=100, n_examples=3)
-    first = run_inversion(spec, tmp_store)
+    first = run(spec, tmp_store)
     r = first.result
     assert 0 < r["test_mse"] < 1 and first.arrays["reconstructions"].shape == (3, 1, 8, 8)
-    assert run_inversion(spec, tmp_store).result == r
+    assert run(spec, tmp_store).result == r
     val = [h["val_mse"] for h in r["history"]]
     assert r["best_epoch"] == 1 + int(np.argmin(val)) and r["epochs_run"] == len(val) <= 6
     assert r["epochs_run"] == 6 or r["epochs_run"] - r["best_epoch"] == 2  # stopped by patience, not earlier
@@ -50,7 +51,7 @@ def test_inversion_result_is_cached(tmp_store):
     with pytest.raises(ValueError, match="unknown layer 'Conv4'"):
         InversionSpec(target, "Conv4")
     with pytest.raises(ValueError, match="cannot draw 250 decoder training and 100 validation"):
-        run_inversion(InversionSpec(target, "Conv1", n_train=250, n_val=100), tmp_store)
+        run(InversionSpec(target, "Conv1", n_train=250, n_val=100), tmp_store)
 
 
 def test_decoder_members_are_a_random_draw_not_a_prefix_of_sorted_members():

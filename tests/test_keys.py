@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcmia_lib import data, store as store_mod
+from mcmia_lib import data, engine, inversion, sparsity, store as store_mod  # noqa: F401 (they register their kinds)
 from mcmia_lib.paths import REPO_ROOT
 from mcmia_lib.runner import ExperimentSpec
 from mcmia_lib.store import (RUN_COMPONENTS, SPARSITY_COMPONENTS, TRAINING_COMPONENTS, Store, canonical,
@@ -16,7 +16,7 @@ from mcmia_lib.store import (RUN_COMPONENTS, SPARSITY_COMPONENTS, TRAINING_COMPO
 from mcmia_lib.train import TrainConfig
 
 COMMITTED = Store(REPO_ROOT / "data" / "results")
-COMPONENTS = {"inv-": TRAINING_COMPONENTS, "sp-": SPARSITY_COMPONENTS, "": RUN_COMPONENTS}
+COMPONENTS = engine.prefixes()
 SPEC = ExperimentSpec("mnist", "lenet5", TrainConfig(epochs=3, batch_size=64, lr=1e-3))
 
 

@@ -3,7 +3,8 @@ import pytest
 
 from mcmia_lib.attacks.gonon import GononAttack
 from mcmia_lib.models.butterfly import ButterflyConv2d
-from mcmia_lib.sparsity import SparseNet, SparsitySpec, run_sparsity, trained_network
+from mcmia_lib.engine import run
+from mcmia_lib.sparsity import SparseNet, SparsitySpec, trained_network
 from mcmia_lib.train import TrainConfig
 
 CFG = TrainConfig(epochs=3, batch_size=64, lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="step")
@@ -31,7 +32,7 @@ def test_imp_rounds_prune_from_the_previous_round_and_keep_its_zeros(tmp_store):
 
 
 def test_run_sparsity_reports_both_networks_and_the_attacks(tmp_store):
-    e = run_sparsity(_spec(SparseNet("butterfly", segments=2, factors=2)))
+    e = run(_spec(SparseNet("butterfly", segments=2, factors=2)))
     r = e.result
     for role in ("target", "shadow"):
         assert 0.1 < r[role]["test_acc"] <= 1 and r[role]["parameters"] < 272474
@@ -40,13 +41,13 @@ def test_run_sparsity_reports_both_networks_and_the_attacks(tmp_store):
     g = r["attacks"]["gonon"]
     assert g["defense"] == pytest.approx(200 - 200 * g["accuracy"])
     assert len(e.arrays["member"]) == len(e.arrays["score_gonon"]) == 2 * 350
-    assert run_sparsity(_spec(SparseNet("butterfly", segments=2, factors=2))).result == r  # stored
+    assert run(_spec(SparseNet("butterfly", segments=2, factors=2))).result == r  # stored
 
 
 def test_members_score_higher_on_an_overfit_network(tmp_store):
     spec = SparsitySpec(SparseNet("dense"), TrainConfig(epochs=40, batch_size=32, lr=0.05, momentum=0.9),
                         dataset="digits", part=200, val=50, attack=ATTACK)
-    e = run_sparsity(spec)
+    e = run(spec)
     assert e.result["target"]["train_acc"] - e.result["target"]["test_acc"] > 0.05
     loss = e.result["attacks"]["loss"]
     assert loss["auc"] > 0.6

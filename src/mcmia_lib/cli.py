@@ -1,4 +1,5 @@
-"""mcmia: execute chapters at a profile (papermill), build the book (Jupyter Book 1), inspect the results store."""
+"""mcmia: compute a chapter's store entries (Ray), execute chapters at a profile (papermill), build the book
+(Jupyter Book 1), inspect the results store."""
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,7 @@ class UsageError(Exception):
 
 
 RUNNING = REPO_ROOT / "_build" / "running"  # chapters being executed (git-ignored); a failed one stays here
-KEY = re.compile(r"^(inv-|sp-)?[0-9a-f]{16}$")
+KEY = re.compile(r"^(inv-|sp-|val-)?[0-9a-f]{16}$")
 
 
 def chapters() -> list[str]:
@@ -151,6 +152,53 @@ def resolve_params(name: str, profile: str, overrides: list[tuple[str, str]] = (
     return params
 
 
+def chapter_params(name: str, profile: str, overrides=()) -> dict:
+    """Every parameter the chapter runs with: its notebook's defaults, then the profile's YAML and ``-p``
+    overrides (``resolve_params``)."""
+    defaults = {}
+    for k, v in notebook_parameters(name).items():
+        try:
+            defaults[k] = ast.literal_eval(v)
+        except (ValueError, SyntaxError):
+            pass
+    return {**defaults, **resolve_params(name, profile, overrides)}
+
+
+def run_grid(name: str, profile: str, overrides=(), workers: int | None = None, address: str | None = None,
+             dry_run: bool = False) -> int:
+    """``mcmia grid``: the dry run's summary, or compute the missing entries; the number of failed tasks."""
+    from . import grid
+    if name not in grid.chapters():
+        raise UsageError(f"no grid for {name!r}; chapters with one: {', '.join(grid.chapters())}")
+    params = chapter_params(name, profile, overrides)
+    if workers is not None and address is None and not 1 <= workers <= (os.cpu_count() or 1):
+        raise UsageError(f"--workers {workers}: this machine has {os.cpu_count()} cores; choose 1 to "
+                         f"{os.cpu_count()} (one task per core, one torch thread per task)")
+    p = grid.plan(name, params)
+    costs = grid.stored_costs(Store())
+    print(f"{name} at profile {profile}: {len(p.stored)} entries stored, {len(p.missing)} missing"
+          + (f", estimated {p.seconds / 60:.1f} core-minutes" if p.missing else "")
+          + (f" ({p.unknown} without a similar stored entry)" if p.unknown else "")
+          + (f"; about {p.seconds / 60 / (workers or os.cpu_count() or 1):.1f} minutes on "
+             f"{workers or os.cpu_count()} worker(s)" if p.missing and address is None else ""))
+    if p.pending:
+        print("  later stages are named once these entries are stored")
+    if dry_run:
+        for spec in p.missing[:40]:
+            seconds, how = grid.estimate(spec, costs)
+            cost = f"{seconds / 60:6.1f} min ({how})" if seconds is not None else f"     ? ({how})"
+            print(f"  missing {cost}  {grid.describe(spec)}")
+        if len(p.missing) > 40:
+            print(f"  ... and {len(p.missing) - 40} more")
+        return 0
+    if not p.missing and not p.pending:
+        return 0
+    failures = grid.compute(name, params, workers, address)
+    for spec, error in failures:
+        print(f"mcmia: failed: {grid.describe(spec)}: {error}", file=sys.stderr)
+    return len(failures)
+
+
 def source_hash(name: str, params: dict) -> str:
     """Hash of the notebook's code/markdown (outputs and injected parameters excluded), its parameters and
     the library's component versions: a change in any of them re-executes the chapter."""
@@ -239,12 +287,16 @@ def failed_notebooks(paths) -> list[str]:
 
 
 def build_book(execute_stale: bool = True, profile: str = BOOK_PROFILE) -> Path:
+    """Execute the chapters that changed (after computing their grids' missing entries) and build the book."""
+    from . import grid
     if execute_stale:
         for name in book_chapters():
             if is_current(name, profile):
                 print(f"{name}: up to date at profile {profile}")
-            else:
-                execute(name, profile)
+                continue
+            if name in grid.chapters() and run_grid(name, profile):
+                raise UsageError(f"{name}: grid tasks failed (above); fix them and run `mcmia book` again")
+            execute(name, profile)
     bad = failed_notebooks(BOOK / f"{name}.ipynb" for name in book_chapters())
     if bad:
         raise UsageError("executed chapters recorded an exception: " + ", ".join(bad))
@@ -295,6 +347,15 @@ def main(argv=None) -> int:
     b = sub.add_parser("book", help="execute stale chapters at the book's profile and build the HTML book")
     b.add_argument("--no-execute", action="store_true", help="build from the executed chapters as they are")
     b.add_argument("--profile", default=BOOK_PROFILE)
+    g = sub.add_parser("grid", help="compute a chapter's missing store entries as Ray tasks (then `mcmia run`)")
+    g.add_argument("notebook", help="chapter name (see `mcmia run --list`)")
+    g.add_argument("--profile", default=BOOK_PROFILE, help=f"one of {', '.join(PROFILES)} (default {BOOK_PROFILE})")
+    g.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="override one parameter (VALUE parsed as YAML); repeatable")
+    g.add_argument("--workers", type=int, help="tasks at once on this machine (default: its cores; at most that)")
+    g.add_argument("--address", help="an existing Ray cluster (e.g. auto, or host:port) instead of a local Ray")
+    g.add_argument("--dry-run", action="store_true",
+                   help="list what is stored, what is missing and its estimated cost; compute nothing")
     sub.add_parser("list", help="list the results store")
     c = sub.add_parser("clean", help="remove partial entries, or one entry by key")
     c.add_argument("--key", help="delete this store entry (it is recomputed on the next run)")
@@ -306,6 +367,9 @@ def main(argv=None) -> int:
                     print(f"{name}: {', '.join(sorted(notebook_parameters(name)))}")
                 return 0
             execute(args.notebook, args.profile, args.param, args.output)
+        elif args.cmd == "grid":
+            return 1 if run_grid(args.notebook, args.profile, args.param, args.workers, args.address,
+                                 args.dry_run) else 0
         elif args.cmd == "book":
             build_book(not args.no_execute, args.profile)
         elif args.cmd == "list":

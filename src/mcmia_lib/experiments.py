@@ -13,7 +13,7 @@ from .defenses.dp import DPSGD
 from .defenses.minmax import MinMax
 from .defenses.pruning import ADMMPruning
 from .defenses.regularization import Regularization
-from .runner import ExperimentSpec, validation_accuracy
+from .runner import ExperimentSpec, ValidationSpec, run
 from .train import TrainConfig
 
 METHODS = ("baseline", "pruning", "minmax", "pruning+minmax")
@@ -41,20 +41,50 @@ def mcmia_spec(p: dict, method: str, seed: int, rates=None) -> ExperimentSpec:
         if adversarial else None)
 
 
-def mcmia_runs(lenet: dict, cifar: dict) -> dict:
-    """Every stored entry of the MCMIA chapters at one profile, keyed by (000's row, method label): the
-    LeNet-5 chapter's four regimes and the CIFAR chapter's per model (``lenet`` / ``cifar``: their profile
-    parameters). Computes what the store lacks."""
+def mcmia_specs(lenet: dict, cifar: dict) -> dict:
+    """The specs of the MCMIA chapters at one profile, keyed by (000's row, method label): the LeNet-5
+    chapter's four regimes and the CIFAR chapter's per model (``lenet`` / ``cifar``: their profile
+    parameters), one per seed."""
     from .data import load_dataset
-    from .runner import run
     rows = {"vgg16": "VGG16", "mobilenetv2": "MobileNetV2", "resnet18": "ResNet-18"}
-    runs = {("MNIST-LeNet-5", LABELS[k]): [run(mcmia_spec(lenet, k, s)) for s in lenet["seeds"]] for k in METHODS}
+    specs = {("MNIST-LeNet-5", LABELS[k]): [mcmia_spec(lenet, k, s) for s in lenet["seeds"]] for k in METHODS}
     ds = load_dataset(cifar["dataset"])
     for m in cifar["models"]:
         p = per_model_params(cifar, m, ds.num_classes, ds.shape)
         for k in METHODS[:3] + (("pruning+minmax",) if m in cifar["pmm_models"] else ()):
-            runs[(f"CIFAR-10-{rows[m]}", LABELS[k])] = [run(mcmia_spec(p, k, s)) for s in p["seeds"]]
-    return runs
+            specs[(f"CIFAR-10-{rows[m]}", LABELS[k])] = [mcmia_spec(p, k, s) for s in p["seeds"]]
+    return specs
+
+
+def mcmia_runs(lenet: dict, cifar: dict) -> dict:
+    """The stored entries of ``mcmia_specs`` (computing what the store lacks)."""
+    return {row: [run(s) for s in specs] for row, specs in mcmia_specs(lenet, cifar).items()}
+
+
+def quickstart_spec(p: dict, seed: int) -> ExperimentSpec:
+    """The quickstart's target: an MLP on the digits data (``p``: n_target, epochs, batch_size, lr, nn_epochs)."""
+    return ExperimentSpec(dataset="digits", model="mlp", n_target=p["n_target"], seed=seed,
+                          train=TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], optimizer="adam"),
+                          nn_attack=NNAttackConfig(epochs=p["nn_epochs"], init="default"))
+
+
+def lenet5_baseline_spec(p: dict, seed: int, init: str) -> ExperimentSpec:
+    """000's undefended MNIST LeNet-5 attacked by the NN attack with initialisation ``init`` (``p``: width,
+    n_target, epochs, batch_size, lr, optimizer, nn_epochs)."""
+    return ExperimentSpec(dataset="mnist", model="lenet5", width=p["width"], n_target=p["n_target"], seed=seed,
+                          train=TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+                                            optimizer=p["optimizer"]),
+                          nn_attack=NNAttackConfig(epochs=p["nn_epochs"], init=init))
+
+
+def baseline_probe_spec(p: dict) -> ExperimentSpec:
+    """LeNet-5 trained ``p["printed_lr_epochs"]`` epochs with Adam at the learning rate the papers print (its
+    first seed; no NN attack): does the printed rate train?"""
+    from .report import reference
+    return ExperimentSpec(dataset="mnist", model="lenet5", width=p["width"], n_target=p["n_target"], seed=p["seeds"][0],
+                          train=TrainConfig(epochs=p["printed_lr_epochs"], batch_size=p["batch_size"],
+                                            lr=reference("classification model", "learning rate")["value"],
+                                            optimizer="adam"), nn_attack=None)
 
 
 def per_model_params(p: dict, model: str, num_classes: int, in_shape: tuple) -> dict:
@@ -103,18 +133,25 @@ def lomurno_spec(p: dict, config: str, seed: int) -> ExperimentSpec:
         dp=dp, tfp_attack=True)
 
 
+def clip_candidates(p: dict, seed: int = 0, n_val: int = 5000) -> dict[tuple[float, float], ValidationSpec]:
+    """The validation entry of each (ε, C) that ``choose_clip`` compares (none for a single candidate)."""
+    if len(p.get("clip_candidates") or []) < 2:
+        return {}
+    return {(e, float(c)): ValidationSpec(lomurno_spec({**p, "max_grad_norm": float(c)}, f"DP eps={e:g}", seed), n_val)
+            for e in p["epsilons"] for c in p["clip_candidates"]}
+
+
 def choose_clip(p: dict, seed: int = 0, n_val: int = 5000) -> tuple[dict[float, float], list[dict]]:
     """DP-SGD's clipping norm C for ``p["dataset"]`` at each ε of ``p["epsilons"]`` (004 prints none): of
     ``p["clip_candidates"]``, the one whose DP-SGD target reaches the best accuracy on ``n_val`` held-out
-    training images (``validation_accuracy``; ties go to the smaller C; a single candidate is taken as is).
-    Returns ({ε: C}, one row per ε and candidate)."""
+    training images (``clip_candidates`` lists the stored ``ValidationSpec`` entries; ties go to the smaller C;
+    a single candidate is taken as is). Returns ({ε: C}, one row per ε and candidate)."""
     if not p.get("clip_candidates"):
         raise ValueError("choose_clip needs clip_candidates, e.g. [1, 3, 10]")
     if len(p["clip_candidates"]) == 1:  # nothing to choose (and no held-out data needed)
         return {e: float(p["clip_candidates"][0]) for e in p["epsilons"]}, []
-    rows = [{"epsilon": e, "C": float(c), "validation accuracy": validation_accuracy(
-                lomurno_spec({**p, "max_grad_norm": float(c)}, f"DP eps={e:g}", seed), n_val)}
-            for e in p["epsilons"] for c in p["clip_candidates"]]
+    rows = [{"epsilon": e, "C": c, "validation accuracy": run(v).result["validation_accuracy"]}
+            for (e, c), v in clip_candidates(p, seed, n_val).items()]
     best = {}
     for r in sorted(rows, key=lambda r: (r["epsilon"], -r["validation accuracy"], r["C"])):
         best.setdefault(r["epsilon"], r["C"])

@@ -20,7 +20,6 @@ predicting the mean training image: a decoder that does not beat it has learnt n
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,9 +28,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from . import engine
 from .data import normalize
 from .runner import ExperimentSpec, data_and_split, trained_model
-from .store import Entry, Store, TRAINING_COMPONENTS, spec_key
+from .store import TRAINING_COMPONENTS
 from .train import curve_indices, quiet
 
 LAYERS = ("Conv1", "MaxPool1", "Conv2", "MaxPool2", "Conv3", "MaxPool3", "Dense", "Prediction")
@@ -121,7 +121,8 @@ class InversionSpec:
                              f"{self.batch_size}, {self.n_val}, {self.patience}")
 
 
-def _images(ds, x_uint8):
+def _images(ds, x_uint8, device):
+    x_uint8 = x_uint8.to(device)
     return normalize(x_uint8, ds.mean, ds.std), x_uint8.float() / 255
 
 
@@ -136,53 +137,53 @@ def decoder_members(members: np.ndarray, n_train: int | None, n_val: int, seed: 
     return draw[:n_train], draw[n_train:n_train + n_val]
 
 
-def _mse(decoder, prefix, ds, x_uint8) -> tuple[float, torch.Tensor]:
+def _mse(decoder, prefix, ds, x_uint8, device) -> tuple[float, torch.Tensor]:
     """Mean squared error of the reconstructions of ``x_uint8`` (pixels in [0, 1]) and the first batch's output."""
     se, first = 0.0, None
     with torch.no_grad():
         for i in range(0, len(x_uint8), 1000):
-            x, target_img = _images(ds, x_uint8[i:i + 1000])
+            x, target_img = _images(ds, x_uint8[i:i + 1000], device)
             out = decoder(prefix(x))
             se += F.mse_loss(out, target_img, reduction="sum").item()
             first = out if first is None else first
     return se / x_uint8.numel(), first
 
 
-def _fit(spec: InversionSpec) -> tuple[dict, dict]:
+def _fit(spec: InversionSpec, device: torch.device, past_corrupt: bool = False) -> tuple[dict, dict]:
     flush = torch.set_flush_denormal(True)  # False where the CPU cannot (then nothing changed)
     try:
-        return _fit_decoder(spec)
+        return _fit_decoder(spec, device)
     finally:
         if flush:
             torch.set_flush_denormal(False)
 
 
-def _fit_decoder(spec: InversionSpec) -> tuple[dict, dict]:
+def _fit_decoder(spec: InversionSpec, device: torch.device) -> tuple[dict, dict]:
     ds, split = data_and_split(spec.target)
-    target = trained_model(spec.target).cpu()
+    target = trained_model(spec.target, device)
     prefix = Prefix(target, spec.layer)
     train_idx, val_idx = decoder_members(split.target_train, spec.n_train, spec.n_val, spec.target.seed)
     x_train, x_val = ds.x_train[torch.as_tensor(train_idx)], ds.x_train[torch.as_tensor(val_idx)]
     torch.manual_seed(spec.target.seed)
     with torch.no_grad():
-        feature_shape = tuple(prefix(normalize(x_train[:2], ds.mean, ds.std)).shape[1:])
-    decoder = Decoder(feature_shape, ds.shape)
+        feature_shape = tuple(prefix(_images(ds, x_train[:2], device)[0]).shape[1:])
+    decoder = Decoder(feature_shape, ds.shape).to(device)
     opt = torch.optim.Adam(decoder.parameters(), lr=spec.lr)
     gen = torch.Generator().manual_seed(spec.target.seed)
-    t0, history = time.perf_counter(), []
+    history = []
     best, best_state, best_epoch = float("inf"), None, 0
     for epoch in tqdm(range(spec.epochs), desc=f"inversion {spec.layer}", disable=quiet(), leave=False):
         decoder.train()
         perm, tot = torch.randperm(len(x_train), generator=gen), 0.0
         for i in range(0, len(perm), spec.batch_size):
-            x, target_img = _images(ds, x_train[perm[i:i + spec.batch_size]])
+            x, target_img = _images(ds, x_train[perm[i:i + spec.batch_size]], device)
             loss = F.mse_loss(decoder(prefix(x)), target_img)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             tot += loss.item() * len(x)
         decoder.eval()
-        val_mse = _mse(decoder, prefix, ds, x_val)[0]
+        val_mse = _mse(decoder, prefix, ds, x_val, device)[0]
         history.append({"epoch": epoch + 1, "train_mse": tot / len(perm), "val_mse": val_mse})
         if val_mse < best:
             best, best_epoch = val_mse, epoch + 1
@@ -192,21 +193,14 @@ def _fit_decoder(spec: InversionSpec) -> tuple[dict, dict]:
     decoder.load_state_dict(best_state)
     decoder.eval()
     x_test = ds.x_test[curve_indices(len(ds.y_test), spec.n_test)]
-    test_mse, first = _mse(decoder, prefix, ds, x_test)
+    test_mse, first = _mse(decoder, prefix, ds, x_test, device)
     mean_image = (x_train.float() / 255).mean(0)
     baseline = float(((x_test.float() / 255 - mean_image) ** 2).mean())
     result = {"test_mse": test_mse, "mean_image_mse": baseline, "best_epoch": best_epoch,
               "epochs_run": len(history), "n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(x_test),
-              "history": history, "feature_shape": list(feature_shape), "seconds": time.perf_counter() - t0}
-    recon = (first[:spec.n_examples] * 255).round().to(torch.uint8)
+              "history": history, "feature_shape": list(feature_shape)}
+    recon = (first[:spec.n_examples] * 255).round().to(torch.uint8).cpu()
     return result, {"reconstructions": recon.numpy(), "originals": x_test[:spec.n_examples].numpy()}
 
 
-def run_inversion(spec: InversionSpec, store: Store | None = None) -> Entry:
-    """The stored inversion result of ``spec`` (computed and stored first when absent)."""
-    store = store or Store()
-    key = "inv-" + spec_key(spec, TRAINING_COMPONENTS)
-    if store.has(key):
-        return store.load(key)
-    result, arrays = _fit(spec)
-    return store.save(key, spec, result, arrays)
+engine.register(InversionSpec, "inv-", TRAINING_COMPONENTS, _fit, lambda spec: engine.phases(spec.target))

@@ -1,14 +1,15 @@
-"""Experiment spec -> trained target -> attacks -> metrics, cached in the results store.
+"""Experiment spec -> trained target -> attacks -> metrics: the main kind of store entry.
 
-This is what the notebooks call: ``run(spec)`` returns the stored result when the spec (and the code's
-component versions) match an entry, and computes and stores it otherwise.
+``run(spec)`` (``engine.run``, the one compute-and-store path) returns the stored result when the spec and the
+code's component versions match an entry, and computes and stores it otherwise. Trained weights are cached
+per training phase (``cached_phase``), so specs that share a phase (a pruned target's pretraining is the
+baseline) train it once.
 """
 from __future__ import annotations
 
 import functools
 import io
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -20,14 +21,15 @@ import torch
 from . import attacks, metrics
 from .attacks.nn_attack import NNAttackConfig
 from .attacks.tfp_attack import tfp_attack
+from . import engine
 from .data import load_dataset, membership_split, default_device
 from .defenses.dp import DPSGD, DPHook
 from .defenses.minmax import MinMax, MinMaxHook
 from .defenses.pruning import ADMMPruning, ADMMHook, MaskHook, hard_prune, sparsity_report
 from .defenses.regularization import L2LastLayerHook, Regularization
 from .models import build_model, count_parameters
+from .engine import run
 from .paths import REPO_ROOT, atomic_write_bytes
-from .threads import cpu_model
 from .store import RUN_COMPONENTS, TRAINING_COMPONENTS, Entry, Store, spec_key
 from .train import TrainConfig, curve_indices, predict, train
 
@@ -69,11 +71,6 @@ def _dataset(name: str):
     return load_dataset(name, device="cpu")
 
 
-def hardware(device=None) -> dict:
-    return {"device": str(device or default_device()), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine(), "cpu_model": cpu_model(), "cores": os.cpu_count()}
-
-
 def weights_path(key: str) -> Path:
     return Path(os.environ.get("MCMIA_WEIGHTS", REPO_ROOT / "data" / "weights")) / f"{key}.pt"
 
@@ -111,8 +108,14 @@ class CorruptWeightsError(RuntimeError):
 def cached_phase(key: str, model, device, fit, phase: str, past_corrupt: bool = False) -> tuple[list, float]:
     """Run ``fit(checkpoint_path) -> history`` once and cache the weights under ``key``; later calls load
     them. Each history record is tagged with ``phase``. A weights file that does not load is an error naming
-    it, or, with ``past_corrupt`` (``run(..., recompute=True)``), retrained."""
+    it, or, with ``past_corrupt`` (``run(..., recompute=True)``), retrained. Two processes training one phase
+    at once: the second waits for the first and loads its weights."""
     path = weights_path(key)
+    with engine.file_lock(path.parent / ".locks" / key):
+        return _cached_phase(path, model, device, fit, phase, past_corrupt)
+
+
+def _cached_phase(path: Path, model, device, fit, phase: str, past_corrupt: bool) -> tuple[list, float]:
     if path.exists():
         try:
             state = torch.load(path, weights_only=True, map_location=device)
@@ -258,23 +261,35 @@ def _compute(spec: ExperimentSpec, device: torch.device, past_corrupt: bool = Fa
                                          spec.nn_attack, seed=spec.seed)
         result["attacks"]["nn"] = nn_out["metrics"]
         arrays["score_nn"] = nn_out["scores"]
-    result["provenance"] = {"seconds_train": t_train, "seconds_attacks": time.perf_counter() - t0,
-                            "hardware": hardware(device), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    result["provenance"] = {"seconds_train": t_train, "seconds_attacks": time.perf_counter() - t0}
     return result, arrays
 
 
-def run(spec: ExperimentSpec, store: Store | None = None, recompute: bool = False, device=None) -> Entry:
-    """Return the stored result of ``spec``, computing and storing it first when absent, on ``device``
-    (default: CUDA where present; every tensor follows the model there).
+def _phases(spec: ExperimentSpec) -> list[str]:
+    """Weights keys of the target's training phases (``_trained_target``), in order."""
+    if spec.pruning is None:
+        return [training_key(spec)]
+    return [training_key(replace(spec, pruning=None, minmax=None)),
+            training_key(replace(spec, minmax=None)) + "-admm", training_key(spec)]
 
-    ``recompute=True`` replaces an existing (e.g. corrupt) entry and retrains past a weights file that does
-    not load."""
-    store = store or Store()
-    key = spec_key(spec, RUN_COMPONENTS)
-    if store.has(key) and not recompute:
-        return store.load(key)
-    result, arrays = _compute(spec, torch.device(device or default_device()), past_corrupt=recompute)
-    return store.save(key, spec, result, arrays)
+
+engine.register(ExperimentSpec, "", RUN_COMPONENTS, _compute, _phases)
+
+
+@dataclass(frozen=True)
+class ValidationSpec:
+    """The accuracy of ``target``'s trained model on ``n`` held-out training images (``validation_indices``):
+    what a hyperparameter (DP-SGD's clipping norm) is chosen on, stored so that a grid computes it once."""
+
+    target: ExperimentSpec
+    n: int = 5000
+
+
+def _validation(spec: ValidationSpec, device, past_corrupt: bool = False) -> tuple[dict, dict]:
+    return {"validation_accuracy": validation_accuracy(spec.target, spec.n, device), "n": spec.n}, {}
+
+
+engine.register(ValidationSpec, "val-", TRAINING_COMPONENTS, _validation, lambda spec: _phases(spec.target))
 
 
 def run_seeds(spec: ExperimentSpec, seeds, store: Store | None = None) -> list[Entry]:

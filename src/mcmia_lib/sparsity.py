@@ -6,12 +6,11 @@ shadow copy are trained alike on their parts of 002's split (``data.shadow_split
 lr / 10 at 50% and 75% of training, flip + crop), each kept at its epoch of best validation accuracy; 002's
 discriminators (``attacks.gonon``) learn membership on the shadow and attack the target, as do our threshold
 attacks, calibrated on the shadow. Trained networks are cached in the weights folder, so IMP's round k starts
-from round k − 1's cache, and results in the store (``run_sparsity``).
+from round k − 1's cache, and results in the store (``engine.run``).
 """
 from __future__ import annotations
 
 import functools
-import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -24,8 +23,9 @@ from .defenses.imp import global_magnitude_masks, nonzero_fraction
 from .defenses.pruning import MaskHook, prunable
 from .models import build_model, count_parameters
 from .models.butterfly import butterfly_segments
-from .runner import cached_phase, hardware, weights_path
-from .store import SPARSITY_COMPONENTS, TRAINING_COMPONENTS, Entry, Store, spec_key
+from . import engine
+from .runner import cached_phase, weights_path
+from .store import SPARSITY_COMPONENTS, TRAINING_COMPONENTS, spec_key
 from .train import KeepBest, TrainConfig, predict, train
 
 KINDS = ("dense", "butterfly", "imp")
@@ -104,7 +104,19 @@ def _seed(spec: SparsitySpec, role: str) -> int:
     return 1000 * spec.run + 10 * (spec.net.prunings or 0) + (role == "shadow")
 
 
-def trained_network(spec: SparsitySpec, role: str, device=None) -> tuple[torch.nn.Module, list, float]:
+def _weights_key(spec: SparsitySpec, role: str) -> str:
+    return "sp-" + spec_key({"net": replace(spec, attack=None, n_attack=None), "role": role},
+                            TRAINING_COMPONENTS + ("sparsity",))
+
+
+def _phases(spec: SparsitySpec) -> list[str]:
+    """Weights keys of the target and shadow networks, IMP's earlier rounds first."""
+    earlier = _phases(replace(spec, net=spec.net.previous())) if spec.net.kind == "imp" else []
+    return earlier + [_weights_key(spec, role) for role in ("target", "shadow")]
+
+
+def trained_network(spec: SparsitySpec, role: str, device=None, past_corrupt: bool = False
+                    ) -> tuple[torch.nn.Module, list, float]:
     """The ``role`` (target or shadow) network of ``spec``, trained (and cached) or loaded, at its
     best-validation epoch; with its per-epoch history and training seconds (IMP: this round's)."""
     ds, split = _split(spec)
@@ -114,8 +126,7 @@ def trained_network(spec: SparsitySpec, role: str, device=None) -> tuple[torch.n
     if spec.net.kind == "butterfly":
         butterfly_segments(model, spec.net.segments, spec.net.factors)
     model = model.to(device)
-    key = "sp-" + spec_key({"net": replace(spec, attack=None, n_attack=None), "role": role},
-                           TRAINING_COMPONENTS + ("sparsity",))
+    key = _weights_key(spec, role)
     seed = _seed(spec, role)
     hooks = [KeepBest()]
     if spec.net.kind == "imp" and not weights_path(key).exists():  # prune the previous round's network
@@ -132,7 +143,7 @@ def trained_network(spec: SparsitySpec, role: str, device=None) -> tuple[torch.n
         return history
 
     torch.manual_seed(seed)
-    history, seconds = cached_phase(key, model, device, fit, role)
+    history, seconds = cached_phase(key, model, device, fit, role, past_corrupt)
     return model.eval(), history, seconds
 
 
@@ -145,13 +156,12 @@ def _member_sets(spec: SparsitySpec, role: str, n_train: int) -> tuple[np.ndarra
     return np.sort(rng.choice(train_idx, n, replace=False)), np.sort(rng.choice(test_idx, n, replace=False))
 
 
-def _compute(spec: SparsitySpec, device: torch.device) -> tuple[dict, dict]:
+def _compute(spec: SparsitySpec, device: torch.device, past_corrupt: bool = False) -> tuple[dict, dict]:
     ds, split = _split(spec)
-    t0 = time.perf_counter()
-    result, feats, logits = {"label": spec.net.label, "hardware": hardware(device)}, {}, {}
+    result, feats, logits = {"label": spec.net.label}, {}, {}
     dense_params = count_parameters(build_model(spec.model, ds.num_classes, ds.shape))
     for role in ("target", "shadow"):
-        model, history, seconds = trained_network(spec, role, device)
+        model, history, seconds = trained_network(spec, role, device, past_corrupt)
         train_idx, val_idx, test_idx = split.role(role)
         acc = {}
         for name, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx)):
@@ -178,16 +188,7 @@ def _compute(spec: SparsitySpec, device: torch.device) -> tuple[dict, dict]:
         arrays[f"score_{kind}"] = s_target
     result["test_acc"] = result["target"]["test_acc"]
     result["nonzero_fraction"] = result["target"]["nonzero_fraction"]
-    result["seconds"] = time.perf_counter() - t0  # wall time of all of the above, training included
     return result, arrays
 
 
-def run_sparsity(spec: SparsitySpec, store: Store | None = None, device=None) -> Entry:
-    """The stored result of ``spec`` (computed and stored first when absent, on ``device``: default CUDA where
-    present)."""
-    store = store or Store()
-    key = "sp-" + spec_key(spec, SPARSITY_COMPONENTS)
-    if store.has(key):
-        return store.load(key)
-    result, arrays = _compute(spec, torch.device(device or default_device()))
-    return store.save(key, spec, result, arrays)
+engine.register(SparsitySpec, "sp-", SPARSITY_COMPONENTS, _compute, _phases)

@@ -1,0 +1,109 @@
+"""One compute-and-store path for every kind of store entry (issue 18).
+
+A kind of entry (a defended target and its attacks, a network of 002, an inversion decoder, a validation
+accuracy, ...) is a frozen spec dataclass registered here with its key prefix, the store components that
+produce it and a ``compute(spec, device, past_corrupt) -> (result, arrays)`` function. ``run(spec)`` is then
+the one way to get an entry: it loads it, or computes it under a per-key lock and stores it with one
+provenance record (hardware, wall seconds, finish time, code versions). Two processes asking for one spec
+produce one entry: the second waits for the lock and loads what the first stored.
+
+``phases(spec)`` names the trained weights an entry needs (``runner.cached_phase`` keys, in training
+order): a grid (``grid.py``) orders tasks by them, so a shared phase is trained once.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .data import default_device
+from .store import VERSIONS, Entry, Store, spec_key
+from .threads import cpu_model
+
+
+@dataclass(frozen=True)
+class Kind:
+    prefix: str
+    components: tuple
+    compute: Callable  # (spec, device: torch.device, past_corrupt: bool) -> (result, arrays)
+    phases: Callable  # spec -> list of weights keys the entry trains or loads
+
+
+_KINDS: dict[type, Kind] = {}
+
+
+def register(spec_type: type, prefix: str, components: tuple, compute: Callable, phases: Callable) -> None:
+    """Declare a kind of store entry: specs of ``spec_type`` are keyed ``prefix + spec_key(spec, components)``."""
+    _KINDS[spec_type] = Kind(prefix, tuple(components), compute, phases)
+
+
+def kind_of(spec) -> Kind:
+    try:
+        return _KINDS[type(spec)]
+    except KeyError:
+        known = ", ".join(sorted(t.__name__ for t in _KINDS))
+        raise TypeError(f"no kind of store entry is registered for {type(spec).__name__}; known: {known}") from None
+
+
+def prefixes() -> dict[str, tuple]:
+    """Key prefix -> store components of every registered kind, longest prefix first (``""`` matches any key)."""
+    return {k.prefix: k.components for k in sorted(_KINDS.values(), key=lambda k: -len(k.prefix))}
+
+
+def key(spec) -> str:
+    kind = kind_of(spec)
+    return kind.prefix + spec_key(spec, kind.components)
+
+
+def phases(spec) -> list[str]:
+    return list(kind_of(spec).phases(spec))
+
+
+def hardware(device=None) -> dict:
+    return {"device": str(device or default_device()), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine(), "cpu_model": cpu_model(), "cores": os.cpu_count()}
+
+
+@contextlib.contextmanager
+def file_lock(path: Path):
+    """An exclusive lock held while the block runs (``flock`` on ``path``, created if needed): the other
+    processes asking for it wait. The lock file stays (it is empty; dot-folders are ignored by git and
+    the store)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def is_stored(spec, store: Store | None = None) -> bool:
+    return (store or Store()).has(key(spec))
+
+
+def run(spec, store: Store | None = None, recompute: bool = False, device=None) -> Entry:
+    """The stored entry of ``spec``, computed and stored first when absent, on ``device`` (default: CUDA where
+    present). ``recompute=True`` replaces an existing (e.g. corrupt) entry and retrains past a weights file
+    that does not load."""
+    store = store or Store()
+    kind, k = kind_of(spec), key(spec)
+    if store.has(k) and not recompute:
+        return store.load(k)
+    with file_lock(store.root / ".locks" / k):
+        if store.has(k) and not recompute:  # another process stored it while we waited
+            return store.load(k)
+        device = torch.device(device or default_device())
+        t0 = time.perf_counter()
+        result, arrays = kind.compute(spec, device, recompute)
+        result["provenance"] = {**result.get("provenance", {}), "seconds": time.perf_counter() - t0,
+                                "hardware": hardware(device), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                "code_versions": {c: VERSIONS[c] for c in kind.components}}
+        return store.save(k, spec, result, arrays)
