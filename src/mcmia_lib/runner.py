@@ -28,9 +28,9 @@ from .defenses.minmax import MinMax, MinMaxHook
 from .defenses.pruning import ADMMPruning, ADMMHook, MaskHook, hard_prune, sparsity_report
 from .defenses.regularization import L2LastLayerHook, Regularization
 from .models import build_model, count_parameters
-from .engine import run
+from .engine import hardware, run  # noqa: F401  (re-exported: the notebooks import them from here)
 from .paths import REPO_ROOT, atomic_write_bytes
-from .store import RUN_COMPONENTS, TRAINING_COMPONENTS, Entry, Store, spec_key
+from .store import RUN_COMPONENTS, TRAINING_COMPONENTS, spec_key
 from .train import TrainConfig, curve_indices, predict, train
 
 
@@ -291,7 +291,3 @@ def _validation(spec: ValidationSpec, device, past_corrupt: bool = False) -> tup
 
 engine.register(ValidationSpec, "val-", TRAINING_COMPONENTS, _validation, lambda spec: _phases(spec.target))
 
-
-def run_seeds(spec: ExperimentSpec, seeds, store: Store | None = None) -> list[Entry]:
-    """``run`` for each seed; each seed is its own store entry, so an interrupted sweep resumes."""
-    return [run(spec.with_seed(s), store) for s in seeds]

@@ -1,0 +1,119 @@
+"""Grids on Ray and the one compute-and-store path: the cpu grids name the committed entries, a killed grid
+resumes to the entries of an uninterrupted one, two processes asking for one spec make one entry, the dry run
+writes nothing, Ray starts no more workers than cores and is shut down."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from mcmia_lib import engine, grid
+from mcmia_lib.cli import book_chapters, chapter_params
+from mcmia_lib.paths import REPO_ROOT
+from mcmia_lib.store import Store
+
+COMMITTED = Store(REPO_ROOT / "data" / "results")
+# a grid of tiny digits targets (the quickstart at the smoke profile, four seeds)
+TINY = ["-p", "seeds", "[0, 1, 2, 3]", "-p", "epochs", "40", "-p", "nn_epochs", "5"]
+
+
+@pytest.mark.parametrize("chapter", [c for c in grid.chapters() if c in book_chapters()])
+def test_every_book_chapter_grid_is_in_the_committed_store(chapter):
+    """The book's chapters are executed from the store, so a grid that names other specs than its notebook
+    (or a spec builder that drifted) shows up as missing entries."""
+    p = grid.plan(chapter, chapter_params(chapter, "cpu"), COMMITTED)
+    assert not p.missing and not p.pending, [grid.describe(s) for s in p.missing[:5]]
+    assert p.stored
+
+
+def _env(root: Path) -> dict:
+    ray_tmp = tempfile.mkdtemp(prefix="r", dir="/tmp")  # short: Ray's socket paths must fit 107 characters
+    return {**os.environ, "MCMIA_STORE": str(root / "store"), "MCMIA_WEIGHTS": str(root / "weights"),
+            "MCMIA_QUIET": "1", "RAY_TMPDIR": ray_tmp}
+
+
+def _grid(env, *args, **kw):
+    return subprocess.run([sys.executable, "-m", "mcmia_lib.cli", "grid", "quickstart", "--profile", "smoke", *TINY,
+                           *args], env=env, capture_output=True, text=True, timeout=600, **kw)
+
+
+def _results(root: Path) -> dict:
+    """Every entry's result without its timings, as JSON text (NaN equals NaN there)."""
+    store = Store(root / "store")
+    out = {}
+    for k in store.keys():
+        r = store.load(k).result
+        r.pop("provenance")
+        for h in r["history"]:
+            h.pop("seconds"), h.pop("step_seconds")
+        out[k] = json.dumps(r, sort_keys=True)
+    return out
+
+
+def _ray_processes(env) -> list[str]:
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+    return [line for line in ps if env["RAY_TMPDIR"] in line]
+
+
+def test_a_killed_grid_resumes_to_the_entries_of_an_uninterrupted_one(tmp_path):
+    whole, cut = _env(tmp_path / "whole"), _env(tmp_path / "cut")
+    done = _grid(whole, "--workers", "2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not _ray_processes(whole)  # Ray was shut down
+    expected = _results(tmp_path / "whole")
+    assert len(expected) == 4
+
+    proc = subprocess.Popen([sys.executable, "-m", "mcmia_lib.cli", "grid", "quickstart", "--profile", "smoke", *TINY,
+                             "--workers", "2"], env=cut, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    store = Store(tmp_path / "cut" / "store")
+    deadline = time.time() + 300
+    while not store.keys() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes of its session
+    proc.wait()
+    assert 1 <= len(store.keys()) <= 4
+    resumed = _grid(cut, "--workers", "1")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert _results(tmp_path / "cut") == expected
+    dry = _grid(cut, "--dry-run")
+    assert "4 entries stored, 0 missing" in dry.stdout
+
+
+def test_the_dry_run_writes_nothing_and_too_many_workers_are_refused(tmp_path):
+    env = _env(tmp_path)
+    dry = _grid(env, "--dry-run")
+    assert dry.returncode == 0 and "0 entries stored, 4 missing" in dry.stdout
+    assert not (tmp_path / "store").exists() and not (tmp_path / "weights").exists()
+    bad = _grid(env, "--workers", str((os.cpu_count() or 1) + 1))
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "cores; choose 1 to" in bad.stderr
+    assert not _ray_processes(env)
+
+
+TWO = """
+import json, sys
+from mcmia_lib import engine
+from mcmia_lib.experiments import quickstart_spec
+e = engine.run(quickstart_spec(dict(n_target=300, epochs=60, batch_size=32, lr=0.003, nn_epochs=5), 0))
+print(json.dumps(e.result["provenance"]))
+"""
+
+
+def test_two_processes_asking_for_one_spec_make_one_entry(tmp_path):
+    env = _env(tmp_path)
+    procs = [subprocess.Popen([sys.executable, "-c", TWO], env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [json.loads(p.communicate(timeout=600)[0]) for p in procs]
+    assert outs[0] == outs[1]  # the second loaded what the first stored: one computation
+    assert len(Store(tmp_path / "store").keys()) == 1
+    assert {"seconds", "hardware", "finished", "code_versions"} <= set(outs[0])
+
+
+def test_engine_refuses_an_unregistered_spec_and_names_the_kinds():
+    with pytest.raises(TypeError, match="no kind of store entry is registered for dict; known: .*ExperimentSpec"):
+        engine.run({"dataset": "digits"})
