@@ -34,7 +34,7 @@ class Recorder(DPHook):
             yield b
 
 
-class Replay:
+class Replay(train.Hook):
     """Non-private hook: replay given batches, loss = summed cross-entropy / expected batch size (what
     Opacus's mean reduction divides by)."""
 
@@ -153,7 +153,7 @@ def test_dropout_layers_where_004_puts_them(digits):
 
 
 def test_a_dp_run_resumed_from_its_checkpoint_ends_where_an_uninterrupted_one_does(tmp_path, digits):
-    class Crash:
+    class Crash(train.Hook):
         def after_epoch(self, epoch, model, record):
             if epoch == 1:
                 raise KeyboardInterrupt

@@ -16,7 +16,7 @@ def digits():
     return data.load_dataset("digits")
 
 
-class StopAt:
+class StopAt(train.Hook):
     """Raises in ``after_epoch`` of ``epoch`` (1-based), before that epoch's checkpoint is written."""
 
     def __init__(self, epoch):

@@ -36,7 +36,7 @@ def test_history_records_each_epoch(digits):
 
 
 def test_an_extra_loss_reaches_the_gradient_as_weight_decay_does(digits):
-    class L2:
+    class L2(train.Hook):
         def extra_loss(self, model, x, y, logits):
             return 0.5 * 0.1 * sum(p.pow(2).sum() for p in model.parameters())
 
@@ -49,7 +49,7 @@ def test_an_extra_loss_reaches_the_gradient_as_weight_decay_does(digits):
 
 
 def test_hooks_after_step(digits):
-    class ZeroFirstLayer:
+    class ZeroFirstLayer(train.Hook):
         calls = 0
 
         def after_step(self, model):
@@ -68,7 +68,7 @@ def test_checkpoint_resume_equals_uninterrupted(digits, tmp_path):
     ckpt = tmp_path / "run.ckpt"
     short = train.TrainConfig(**{**CFG.__dict__, "epochs": 4})
     # simulate a run killed after epoch 2: train with a hook that raises at the end of epoch 2
-    class Kill:
+    class Kill(train.Hook):
         def after_epoch(self, epoch, model, record):
             if epoch == 2:
                 raise KeyboardInterrupt
@@ -119,7 +119,7 @@ def test_keep_best_restores_the_best_epoch_and_survives_a_resume(digits, tmp_pat
     logits = train.predict(m, digits.x_test, digits)
     assert (logits.argmax(1) == digits.y_test).float().mean().item() == pytest.approx(accs[best])
 
-    class Kill:
+    class Kill(train.Hook):
         def after_epoch(self, epoch, model, record):
             if epoch == 3:
                 raise KeyboardInterrupt
@@ -165,3 +165,27 @@ def test_one_cycle_runs_per_step_and_decay_skips_biases(digits):
     groups = train.make_optimizer(m, cfg).param_groups
     assert [g["weight_decay"] for g in groups] == [0.5, 0.0]
     assert all(p.ndim == 1 for p in groups[1]["params"]) and all(p.ndim > 1 for p in groups[0]["params"])
+
+
+def test_hooks_follow_one_protocol_and_two_suppliers_of_batches_or_the_criterion_are_refused(digits):
+    class Sampler(train.Hook):
+        def batches(self):
+            yield torch.arange(50)
+
+    class Loss(train.Hook):
+        def criterion(self, logits, y):
+            return torch.nn.functional.cross_entropy(logits, y)
+
+    class NotAHook:
+        def after_step(self, model):
+            pass
+
+    cfg = train.TrainConfig(epochs=1, batch_size=50, lr=1e-2, optimizer="sgd")
+    with pytest.raises(ValueError, match="hooks Sampler and Sampler both supply the batches"):
+        _fit(digits, cfg, hooks=[Sampler(), Sampler()])
+    with pytest.raises(ValueError, match="hooks Loss and Loss both supply the criterion"):
+        _fit(digits, cfg, hooks=[Loss(), train.KeepBest(), Loss()])
+    with pytest.raises(TypeError, match="NotAHook is not a training hook: subclass mcmia_lib.train.Hook"):
+        _fit(digits, cfg, hooks=[NotAHook()])
+    _, hist = _fit(digits, cfg, hooks=[Sampler(), Loss(), train.Hook()])  # one of each, and a no-op hook
+    assert len(hist) == 1 and hist[0]["train_acc"] >= 0

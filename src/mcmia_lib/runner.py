@@ -25,13 +25,13 @@ from . import engine
 from .data import load_dataset, membership_split, default_device
 from .defenses.dp import DPSGD, DPHook
 from .defenses.minmax import MinMax, MinMaxHook
-from .defenses.pruning import ADMMPruning, ADMMHook, MaskHook, hard_prune, sparsity_report
+from .defenses.pruning import ADMMPruning, sparsity_report
 from .defenses.regularization import L2LastLayerHook, Regularization
 from .models import build_model, count_parameters
 from .engine import hardware, run  # noqa: F401  (re-exported: the notebooks import them from here)
 from .paths import REPO_ROOT, atomic_write_bytes
 from .store import RUN_COMPONENTS, TRAINING_COMPONENTS, spec_key
-from .train import TrainConfig, curve_indices, predict, train
+from .train import Hook, Phase, TrainConfig, curve_indices, predict, train
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def weights_path(key: str) -> Path:
     return Path(os.environ.get("MCMIA_WEIGHTS", REPO_ROOT / "data" / "weights")) / f"{key}.pt"
 
 
-class LeakageProbe:
+class LeakageProbe(Hook):
     """Training hook: after each epoch, the loss attack's AUC and advantage on the evaluation set.
     Both are threshold-free, so no calibration data is used; they show leakage growing with training.
     ``subset``: a fixed random subset of that many examples, half members and half non-members (``None``: all)."""
@@ -141,7 +141,8 @@ def _cached_phase(path: Path, model, device, fit, phase: str, past_corrupt: bool
 def _trained_target(spec: ExperimentSpec, ds, split, device, past_corrupt: bool = False
                     ) -> tuple[torch.nn.Module, list, float]:
     """Train the target with its defenses (each phase resumable and cached) or load it; return (model,
-    per-epoch history over all phases, training seconds)."""
+    per-epoch history over all phases, training seconds). A multi-phase defense declares its phases after
+    the pretraining (``ADMMPruning.phases``); the weights keys are ``_phases(spec)``."""
     torch.manual_seed(spec.seed)
     reg = spec.regularization
     model = build_model(spec.model, ds.num_classes, ds.shape, spec.width, reg.dropout if reg else None).to(device)
@@ -152,30 +153,23 @@ def _trained_target(spec: ExperimentSpec, ds, split, device, past_corrupt: bool 
         return [] if spec.minmax is None else [MinMaxHook(ds, split.target_train, split.attack_out, spec.minmax,
                                                           spec.train.batch_size, seed)]
 
-    def fit(cfg, seed, hooks, name):
-        return lambda ckpt: train(model, ds, split.target_train, cfg, seed, hooks=hooks + [probe], checkpoint=ckpt,
-                                  desc=f"{desc} {name}")
-
     if spec.pruning is None:
         hooks = minmax_hooks(spec.seed) + ([L2LastLayerHook(reg.l2_last)] if reg and reg.l2_last else []) \
             + ([DPHook(spec.dp)] if spec.dp else [])
-        hist, sec = cached_phase(training_key(spec), model, device, fit(spec.train, spec.seed, hooks, "train"),
-                                  "train", past_corrupt)
-        return model, hist, sec
-    p = spec.pruning
-    base = replace(spec, pruning=None, minmax=None)
-    h0, s0 = cached_phase(training_key(base), model, device, fit(spec.train, spec.seed, [], "train"), "train",
-                          past_corrupt)
-    admm_cfg = replace(spec.train, epochs=p.admm_epochs, lr=p.lr or spec.train.lr)
-    h1, s1 = cached_phase(training_key(replace(spec, minmax=None)) + "-admm", model, device,
-                           fit(admm_cfg, spec.seed + 1, [ADMMHook(model, p.rates, p.rho, p.rho_growth)], "admm"),
-                           "admm", past_corrupt)
-    masks = hard_prune(model, p.rates)
-    retrain_cfg = replace(spec.train, epochs=p.retrain_epochs, lr=p.lr or spec.train.lr)
-    h2, s2 = cached_phase(training_key(spec), model, device,
-                           fit(retrain_cfg, spec.seed + 2, [MaskHook(masks)] + minmax_hooks(spec.seed + 2), "retrain"),
-                           "retrain", past_corrupt)
-    return model, h0 + h1 + h2, s0 + s1 + s2
+        phases = [Phase("train", spec.train, spec.seed, lambda m: hooks)]
+    else:  # pretraining is the undefended target; Min-Max joins the masked retraining
+        phases = [Phase("train", spec.train, spec.seed, lambda m: []),
+                  *spec.pruning.phases(spec.train, spec.seed, minmax_hooks(spec.seed + 2))]
+    history, seconds = [], 0.0
+    for phase, key in zip(phases, _phases(spec), strict=True):
+        hooks = phase.hooks(model) + [probe]
+
+        def fit(ckpt):
+            return train(model, ds, split.target_train, phase.cfg, phase.seed, hooks=hooks, checkpoint=ckpt,
+                         desc=f"{desc} {phase.name}")
+        h, s = cached_phase(key, model, device, fit, phase.name, past_corrupt)
+        history, seconds = history + h, seconds + s
+    return model, history, seconds
 
 
 def data_and_split(spec: ExperimentSpec):

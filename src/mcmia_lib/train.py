@@ -1,20 +1,4 @@
-"""One training loop over resident tensors; defenses plug in as hooks instead of forking the loop.
-
-A hook may implement any of:
-
-* ``configure(model, optimizer, cfg, n) -> (model, optimizer)`` before the first step, ``n`` being the
-  number of training examples (swap the optimizer, wrap the model, e.g. Opacus's ``make_private``);
-* ``batches() -> iterable of index tensors`` the batches of one epoch, instead of a shuffled partition
-  (DP-SGD's Poisson sampling);
-* ``criterion(logits, y) -> loss`` instead of the mean cross-entropy (Opacus's ghost-clipping loss);
-* ``extra_loss(model, x, y, logits) -> Tensor`` added to the cross-entropy (Min-Max's λ·gain, ADMM's
-  ρ/2‖W − Z + U‖²);
-* ``after_step(model)`` after each optimizer step (apply pruning masks);
-* ``after_epoch(epoch, model, record)`` at the end of each epoch (ADMM's Z/U updates, extra metrics);
-* ``close()`` after the last epoch (remove what ``configure`` attached);
-* ``state_dict()`` / ``load_state_dict(state)``: the hook's own state, saved with the checkpoint so that a
-  resumed run continues it (``KeepBest``'s best weights so far).
-"""
+"""One training loop over resident tensors; defenses plug in as hooks (``Hook``) instead of forking the loop."""
 from __future__ import annotations
 
 import functools
@@ -24,6 +8,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -166,6 +151,81 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+class Hook:
+    """The training-hook protocol: a defense overrides what it needs, every default does nothing.
+
+    * ``configure(model, optimizer, cfg, n) -> (model, optimizer)`` before the first step, ``n`` being the
+      number of training examples (swap the optimizer, wrap the model, e.g. Opacus's ``make_private``);
+    * ``batches() -> iterable of index tensors``: the batches of one epoch instead of a shuffled partition
+      (DP-SGD's Poisson sampling);
+    * ``criterion(logits, y) -> loss`` instead of the mean cross-entropy (Opacus's ghost-clipping loss);
+    * ``extra_loss(model, x, y, logits) -> Tensor`` added to the loss (Min-Max's λ·gain, ADMM's
+      ρ/2‖W − Z + U‖²);
+    * ``after_step(model)`` after each optimizer step (apply pruning masks);
+    * ``after_epoch(epoch, model, record)`` at the end of each epoch (ADMM's Z/U updates, extra metrics);
+    * ``close()`` after the last epoch (remove what ``configure`` attached);
+    * ``state_dict()`` / ``load_state_dict(state)``: the hook's own state, saved with the checkpoint so that
+      a resumed run continues it (``KeepBest``'s best weights so far).
+
+    ``batches`` and ``criterion`` are supplied by at most one hook of a run (``train`` refuses two)."""
+
+    def configure(self, model, optimizer, cfg: TrainConfig, n: int):
+        return model, optimizer
+
+    def batches(self):
+        raise NotImplementedError
+
+    def criterion(self, logits, y):
+        raise NotImplementedError
+
+    def extra_loss(self, model, x, y, logits):
+        raise NotImplementedError
+
+    def after_step(self, model) -> None:
+        pass
+
+    def after_epoch(self, epoch: int, model, record: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def state_dict(self):
+        raise NotImplementedError
+
+    def load_state_dict(self, state) -> None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One training phase of a multi-phase defense: its name (tags the history), training settings, seed,
+    and ``hooks(model)``, built when the phase starts (after the earlier phases trained or loaded the model)."""
+
+    name: str
+    cfg: TrainConfig
+    seed: int
+    hooks: Callable[[torch.nn.Module], list]
+
+
+def supplies(hook: Hook, method: str) -> bool:
+    """Whether ``hook``'s class overrides ``method`` of the protocol."""
+    return getattr(type(hook), method) is not getattr(Hook, method)
+
+
+def _check_hooks(hooks) -> list[Hook]:
+    hooks = list(hooks)
+    for h in hooks:
+        if not isinstance(h, Hook):
+            raise TypeError(f"{type(h).__name__} is not a training hook: subclass mcmia_lib.train.Hook (its "
+                            "methods default to doing nothing)")
+    for method in ("batches", "criterion"):
+        owners = [type(h).__name__ for h in hooks if supplies(h, method)]
+        if len(owners) > 1:
+            raise ValueError(f"hooks {' and '.join(owners)} both supply the {method}; one run takes one")
+    return hooks
+
+
 def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed: int, hooks=(),
           eval_test: bool = True, checkpoint: Path | None = None, desc: str = "train") -> list[dict]:
     """Train ``model`` in place on ``ds.x_train[train_idx]``; return one record per epoch
@@ -176,6 +236,9 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
     atomically after every epoch and a rerun resumes from it (loaded with ``weights_only=True``); the
     caller deletes it once the result is stored.
     """
+    hooks = _check_hooks(hooks)
+    stateful = [h for h in hooks if supplies(h, "state_dict")]
+    adds_loss = [h for h in hooks if supplies(h, "extra_loss")]
     device = next(model.parameters()).device
     idx = torch.as_tensor(train_idx, dtype=torch.long, device=ds.x_train.device)
     x_all, y_all = ds.x_train[idx].to(device), ds.y_train[idx].to(device)
@@ -186,10 +249,9 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
     torch.manual_seed(seed + 1)  # dropout and other global-RNG users
     optimizer = make_optimizer(model, cfg)
     for h in hooks:
-        if hasattr(h, "configure"):
-            model, optimizer = h.configure(model, optimizer, cfg, n)
-    sampler = next((h for h in hooks if hasattr(h, "batches")), None)
-    hook_criterion = next((h.criterion for h in hooks if hasattr(h, "criterion")), None)
+        model, optimizer = h.configure(model, optimizer, cfg, n)
+    sampler = next((h for h in hooks if supplies(h, "batches")), None)
+    hook_criterion = next((h.criterion for h in hooks if supplies(h, "criterion")), None)
     if hook_criterion is not None and cfg.label_smoothing:
         raise ValueError("label_smoothing cannot combine with a hook that supplies the criterion (DP-SGD's)")
     criterion = hook_criterion or (functools.partial(F.cross_entropy, label_smoothing=cfg.label_smoothing)
@@ -203,7 +265,7 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         history, start_epoch = state["history"], state["epoch"] + 1
-        for h, hs in zip([h for h in hooks if hasattr(h, "state_dict")], state.get("hooks", [])):
+        for h, hs in zip(stateful, state.get("hooks", [])):
             h.load_state_dict(hs)
     bar = tqdm(range(start_epoch, cfg.epochs), desc=desc, disable=quiet(), leave=False,
                initial=start_epoch, total=cfg.epochs)
@@ -233,22 +295,19 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
             loss = criterion(logits, y)
             tot_loss += loss.detach() * len(b)
             tot_correct += (logits.detach().argmax(1) == y).sum()
-            for h in hooks:
-                if hasattr(h, "extra_loss"):
-                    loss = loss + h.extra_loss(model, x, y, logits)
+            for h in adds_loss:
+                loss = loss + h.extra_loss(model, x, y, logits)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             for h in hooks:
-                if hasattr(h, "after_step"):
-                    h.after_step(model)
+                h.after_step(model)
         record = {"epoch": epoch + 1, "lr": lr, "train_loss": tot_loss.item() / max(seen, 1),
                   "train_acc": tot_correct.item() / max(seen, 1), "step_seconds": time.perf_counter() - t0}
         if eval_test:
             record["test_loss"], record["test_acc"] = _evaluate(model, x_test, y_test, ds)
         for h in hooks:
-            if hasattr(h, "after_epoch"):
-                h.after_epoch(epoch, model, record)
+            h.after_epoch(epoch, model, record)
         record["seconds"] = time.perf_counter() - t0
         history.append(record)
         bar.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_acc']:.3f}",
@@ -257,14 +316,13 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
             _save_checkpoint(Path(checkpoint), {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": gen.get_state(),
                 "torch_rng": torch.get_rng_state(), "history": history, "epoch": epoch,
-                "hooks": [h.state_dict() for h in hooks if hasattr(h, "state_dict")]})
+                "hooks": [h.state_dict() for h in stateful]})
     for h in hooks:
-        if hasattr(h, "close"):
-            h.close()
+        h.close()
     return history
 
 
-class KeepBest:
+class KeepBest(Hook):
     """Hook: the weights at the end of the epoch with the highest ``record[metric]`` (the per-epoch
     accuracy on the images ``train`` evaluates on); 002 stops at, and IMP rewinds to, the epoch of best
     validation accuracy (002, Sec. 4). ``restore(model)`` loads them."""

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..train import Hook
+
 ACCOUNTANTS = ("rdp", "prv", "gdp")
 # Opacus's notices that do not concern these experiments: research RNG (not secure_mode), the RDP order
 # grid's edge, and PyTorch's note that the images need no gradient.
@@ -56,7 +58,7 @@ def epsilon_spent(accountant: str, noise_multiplier: float, sample_rate: float, 
     return float(acc.get_epsilon(delta=delta))
 
 
-class DPHook:
+class DPHook(Hook):
     """Training hook making the one training loop DP-SGD: ``configure`` hands model, optimizer and a loader
     over example indices to Opacus's ``PrivacyEngine`` (hooks attached to the model itself, so its state
     dict is unchanged); ``batches`` yields the Poisson-sampled index batches; ``criterion`` is Opacus's
@@ -87,7 +89,7 @@ class DPHook:
                                                    epochs=cfg.epochs, **common)
         else:
             out = engine.make_private(noise_multiplier=self.dp.noise_multiplier, **common)
-        self.hooks, optimizer, self.criterion, self.loader = out
+        self.hooks, optimizer, self._criterion, self.loader = out
         self.engine, self.optimizer = engine, optimizer
         self.sample_rate = 1 / len(self.loader)
         return model, optimizer
@@ -95,6 +97,9 @@ class DPHook:
     def batches(self):
         for (idx,) in self.loader:
             yield idx
+
+    def criterion(self, logits, y):
+        return self._criterion(logits, y)
 
     def after_epoch(self, epoch, model, record):
         steps = (epoch + 1) * len(self.loader)

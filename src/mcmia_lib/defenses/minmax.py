@@ -16,6 +16,7 @@ from torch import nn
 
 from ..attacks.nn_attack import NasrAttackNet, attack_features
 from ..data import Dataset, normalize
+from ..train import Hook
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class MinMax:
             raise ValueError(f"need lam >= 0, attack_steps >= 1, attack_lr > 0; got {self}")
 
 
-class MinMaxHook:
+class MinMaxHook(Hook):
     def __init__(self, ds: Dataset, member_idx, reference_idx, cfg: MinMax, batch_size: int = 64, seed: int = 0):
         self.ds, self.lam, self.k, self.bs = ds, cfg.lam, cfg.attack_steps, batch_size
         self.members = torch.as_tensor(member_idx, dtype=torch.long)

@@ -7,10 +7,12 @@ order (biases and BatchNorm parameters are not pruned), e.g. LeNet-5's five laye
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
+
+from ..train import Hook, Phase, TrainConfig
 
 
 def prunable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -75,7 +77,7 @@ def project(w: torch.Tensor, rate: float) -> torch.Tensor:
     return w * magnitude_mask(w, rate)
 
 
-class ADMMHook:
+class ADMMHook(Hook):
     """The ADMM phase: the loss gets Σ_i ρ/2 ‖W_i − Z_i + U_i‖² (Eq. 26); after every epoch
     Z_i ← Π(W_i + U_i) (Eq. 27b, 29), U_i ← U_i + W_i − Z_i (Eq. 27c), and ρ ← ρ · ``rho_growth``
     (the increasing-ρ schedule of Zhang et al. 2018). Records the relative residual ‖W − Z‖² / ‖W‖²."""
@@ -113,7 +115,7 @@ class ADMMHook:
         self.rho *= self.rho_growth
 
 
-class MaskHook:
+class MaskHook(Hook):
     """Masked retraining: after every optimizer step, W ← W ⊙ M, so pruned weights stay exactly zero."""
 
     def __init__(self, masks: list[torch.Tensor]):
@@ -152,6 +154,15 @@ class ADMMPruning:
     rho: float = 1e-3
     rho_growth: float = 1.0
     lr: float | None = None
+
+    def phases(self, cfg: TrainConfig, seed: int, retrain_hooks=()) -> list[Phase]:
+        """The phases after pretraining: ADMM, then hard pruning and masked retraining (``retrain_hooks``
+        train beside the mask: 000's Pruning & Min-Max)."""
+        lr = self.lr or cfg.lr
+        return [Phase("admm", replace(cfg, epochs=self.admm_epochs, lr=lr), seed + 1,
+                      lambda m: [ADMMHook(m, self.rates, self.rho, self.rho_growth)]),
+                Phase("retrain", replace(cfg, epochs=self.retrain_epochs, lr=lr), seed + 2,
+                      lambda m: [MaskHook(hard_prune(m, self.rates)), *retrain_hooks])]
 
     def __post_init__(self):
         object.__setattr__(self, "rates", tuple(float(r) for r in self.rates))

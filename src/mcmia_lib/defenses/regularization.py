@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from ..train import Hook
+
 
 @dataclass(frozen=True)
 class Regularization:
@@ -29,7 +31,7 @@ def last_linear(model: nn.Module) -> nn.Linear:
     return linears[-1]
 
 
-class L2LastLayerHook:
+class L2LastLayerHook(Hook):
     """Adds λ·‖W_pred‖² (sum of squares, not halved) to the loss."""
 
     def __init__(self, weight: float):
