@@ -8,6 +8,7 @@ trap 'rm -rf "$scratch"' EXIT
 export MCMIA_STORE="$scratch/store" MCMIA_WEIGHTS="$scratch/weights"
 start=$(date +%s)
 python -m pytest tests -q -p no:cacheprovider
+mcmia grid quickstart --profile smoke  # the two-step use: the grid on a local Ray, then the notebooks
 python -m pytest --nbval-lax --nbval-current-env -q -p no:cacheprovider notebooks/
 unset MCMIA_STORE MCMIA_WEIGHTS
 mcmia book --no-execute

@@ -26,6 +26,7 @@ import torch
 from mcmia_lib import data, models, plots, report
 from mcmia_lib.defenses.dp import DPSGD, DPHook
 from mcmia_lib.paths import atomic_write_bytes
+from mcmia_lib.threads import cpu_model, matmul_gflops
 from mcmia_lib.train import TrainConfig, train
 
 CASES = {"LeNet-5 / MNIST": ("mnist", "lenet5"), "004 CNN / MNIST": ("mnist", "lomurno_cnn"),
@@ -67,8 +68,10 @@ def main():
     os.environ.setdefault("MCMIA_QUIET", "1")  # no progress bar per timed epoch
     warnings.filterwarnings("ignore", module="opacus")
     warnings.filterwarnings("ignore", message="Full backward hook")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {args.n} examples, batch {args.batch}")
-    run = {"torch": torch.__version__, "opacus": version("opacus"), "threads": torch.get_num_threads(),
+    rate = matmul_gflops()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {args.n} examples, batch {args.batch}; "
+          f"this core's fp32 matmul: {rate:.0f} GFLOP/s")
+    run = {"torch": torch.__version__, "matmul_gflops_per_core": rate, "cpu": cpu_model(), "opacus": version("opacus"), "threads": torch.get_num_threads(),
            "examples": args.n, "batch": args.batch, "rounds": args.rounds, "cpus": os.cpu_count(),
            "load_average_before": os.getloadavg()[0], "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "cases": {}}

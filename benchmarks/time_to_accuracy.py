@@ -15,11 +15,10 @@ import os
 import platform
 import time
 
-import numpy as np
 import torch
 
 from mcmia_lib import data, models
-from mcmia_lib.threads import cpu_model
+from mcmia_lib.threads import cpu_model, matmul_gflops
 from mcmia_lib.train import TrainConfig, predict, train
 
 RECIPES = {
@@ -30,17 +29,6 @@ RECIPES = {
     "vgg": ("vgg16", 0.25, lambda epochs, lr: TrainConfig(
         epochs=epochs, batch_size=64, lr=lr or 1e-3, optimizer="adam", curve_subset=2000)),
 }
-
-
-def matmul_gflops(n: int = 1024, seconds: float = 3.0) -> float:
-    """fp32 matmul rate of one thread, GFLOP/s (the median of repeated n×n products)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    rates, end = [], time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        t = time.perf_counter()
-        a @ b
-        rates.append(2 * n ** 3 / (time.perf_counter() - t) / 1e9)
-    return float(np.median(rates))
 
 
 def main() -> None:

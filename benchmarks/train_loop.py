@@ -26,6 +26,7 @@ from PIL import Image
 from torchvision import transforms
 
 from mcmia_lib import data, models
+from mcmia_lib.threads import matmul_gflops
 from mcmia_lib.train import TrainConfig, train
 
 CASES = {"LeNet-5 / MNIST": ("mnist", "lenet5", 64, False), "CIFAR CNN / CIFAR-10": ("cifar10", "cifar_cnn", 128, True)}
@@ -95,7 +96,8 @@ def main():
     ap.add_argument("--batches", type=int, default=40, help="batches per variant per round")
     args = ap.parse_args()
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} interleaved rounds")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} interleaved rounds; "
+          f"this core's fp32 matmul: {matmul_gflops():.0f} GFLOP/s")
     for case, (dname, mname, bs, aug) in CASES.items():
         ds = data.load_dataset(dname)
         n = bs * args.batches

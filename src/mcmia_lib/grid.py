@@ -236,59 +236,73 @@ def _log(line: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
 
 
+class RayPool:
+    """A Ray session for computing entries: local with ``workers`` CPUs (default and maximum: the machine's
+    cores), or the cluster at ``address``; one CPU and, where CUDA is present, one GPU per task. Use it as a
+    context manager: Ray is shut down on leaving."""
+
+    def __init__(self, workers: int | None = None, address: str | None = None, store: Store | None = None):
+        self.store = store or Store()
+        cores = os.cpu_count() or 1
+        if address is None and workers is not None and not 1 <= workers <= cores:
+            raise ValueError(f"--workers {workers}: this machine has {cores} cores; choose 1 to {cores} "
+                             "(one task per core, one torch thread per task)")
+        self.workers, self.address = (workers or cores) if address is None else None, address
+
+    def __enter__(self):
+        import ray
+        import torch
+        env = {"MCMIA_QUIET": "1", "MCMIA_STORE": str(self.store.root.resolve()),
+               "MCMIA_WEIGHTS": str(weights_path("x").parent.resolve())}
+        if "MCMIA_THREADS" in os.environ:
+            env["MCMIA_THREADS"] = os.environ["MCMIA_THREADS"]
+        ray.init(address=self.address, num_cpus=self.workers, include_dashboard=False,
+                 runtime_env={"env_vars": env}, logging_level="ERROR", log_to_driver=True)
+        self.remote = ray.remote(num_cpus=1, num_gpus=1 if torch.cuda.is_available() else 0, max_retries=0)(_task)
+        return self
+
+    def __exit__(self, *exc):
+        import ray
+        ray.shutdown()
+
+    def compute(self, specs, desc: str = "grid") -> list[tuple[object, str]]:
+        """Compute the missing entries of ``specs`` as Ray tasks; return the failures as (spec, error)."""
+        import ray
+        from tqdm import tqdm
+        root = str(self.store.root.resolve())
+        first_trainer, tasks, failures = {}, {}, []
+        for spec in (s for s in specs if not engine.is_stored(s, self.store)):
+            after = {first_trainer[k] for k in engine.phases(spec) if k in first_trainer}
+            ref = self.remote.remote(spec, root, *after)
+            for k in engine.phases(spec):
+                if not weights_path(k).exists():
+                    first_trainer.setdefault(k, ref)
+            tasks[ref] = spec
+        running = list(tasks)
+        with tqdm(total=len(running), desc=desc, unit="task", disable=quiet()) as bar:
+            while running:
+                (ref,), running = ray.wait(running, num_returns=1)
+                spec = tasks[ref]
+                try:
+                    key, result, arrays, seconds = ray.get(ref)
+                except Exception as exc:  # the task's own error, or one of the tasks it waited for
+                    failures.append((spec, str(exc).strip().splitlines()[-1]))
+                    _log(f"failed  {describe(spec)}: {failures[-1][1]}")
+                else:
+                    if not self.store.has(key):  # computed on another machine of a cluster
+                        self.store.save(key, spec, result, arrays)
+                    _log(f"stored  {key} {describe(spec)} ({seconds:.0f} s)")
+                bar.update()
+        return failures
+
+
 def compute(chapter: str, params: dict, workers: int | None = None, address: str | None = None,
             store: Store | None = None) -> list[tuple[object, str]]:
     """Compute the chapter's missing entries as Ray tasks, stage by stage; return the failures as (spec,
-    error) (a stage with failures ends the grid: later stages depend on it). ``workers``: CPUs of the local
-    Ray (default and maximum: the machine's cores); ``address``: an existing cluster instead."""
-    import ray
-    from tqdm import tqdm
-
-    store = store or Store()
-    cores = os.cpu_count() or 1
-    if address is None and workers is not None and not 1 <= workers <= cores:
-        raise ValueError(f"--workers {workers}: this machine has {cores} cores; choose 1 to {cores} "
-                         "(one task per core, one torch thread per task)")
-    env = {"MCMIA_QUIET": "1", "MCMIA_STORE": str(store.root.resolve()),
-           "MCMIA_WEIGHTS": str(weights_path("x").parent.resolve())}
-    if "MCMIA_THREADS" in os.environ:
-        env["MCMIA_THREADS"] = os.environ["MCMIA_THREADS"]
-    import torch
-    gpus = 1 if torch.cuda.is_available() else 0
-    ray.init(address=address, num_cpus=None if address else (workers or cores), include_dashboard=False,
-             runtime_env={"env_vars": env}, logging_level="ERROR", log_to_driver=True)
-    remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_task)
-    failures: list[tuple[object, str]] = []
-    try:
+    error) (a stage with failures ends the grid: later stages depend on it)."""
+    with RayPool(workers, address, store) as pool:
         for stage in chapter_grid(chapter, params):
-            todo = [s for s in stage if not engine.is_stored(s, store)]
-            if not todo:
-                continue
-            first_trainer, specs = {}, {}
-            for spec in todo:
-                after = {first_trainer[k] for k in engine.phases(spec) if k in first_trainer}
-                ref = remote.remote(spec, str(store.root.resolve()), *after)
-                for k in engine.phases(spec):
-                    if not weights_path(k).exists():
-                        first_trainer.setdefault(k, ref)
-                specs[ref] = spec
-            running = list(specs)
-            with tqdm(total=len(running), desc=f"{chapter} grid", unit="task", disable=quiet()) as bar:
-                while running:
-                    (ref,), running = ray.wait(running, num_returns=1)
-                    spec = specs[ref]
-                    try:
-                        key, result, arrays, seconds = ray.get(ref)
-                    except Exception as exc:  # the task's own error, or one of the tasks it waited for
-                        failures.append((spec, str(exc).strip().splitlines()[-1]))
-                        _log(f"failed  {describe(spec)}: {failures[-1][1]}")
-                    else:
-                        if not store.has(key):  # computed on another machine of a cluster
-                            store.save(key, spec, result, arrays)
-                        _log(f"stored  {key} {describe(spec)} ({seconds:.0f} s)")
-                    bar.update()
+            failures = pool.compute(stage, desc=f"{chapter} grid")
             if failures:
-                break
-    finally:
-        ray.shutdown()
-    return failures
+                return failures
+    return []
