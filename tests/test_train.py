@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -189,3 +191,24 @@ def test_hooks_follow_one_protocol_and_two_suppliers_of_batches_or_the_criterion
         _fit(digits, cfg, hooks=[NotAHook()])
     _, hist = _fit(digits, cfg, hooks=[Sampler(), Loss(), train.Hook()])  # one of each, and a no-op hook
     assert len(hist) == 1 and hist[0]["train_acc"] >= 0
+
+
+def test_flip_averaged_logits_and_channels_last_training():
+    cifar_like = data.load_dataset("digits")
+    m = models.build_model("lomurno_cnn", 10, cifar_like.shape, 0.25)
+    x = cifar_like.x_test[:16]
+    xn = data.normalize(x, cifar_like.mean, cifar_like.std)
+    m.eval()
+    expected = (m(xn) + m(torch.flip(xn, dims=[3]))) / 2
+    assert torch.allclose(train.predict(m, x, cifar_like, flip_average=True), expected, atol=1e-6)
+    assert not torch.allclose(train.predict(m, x, cifar_like), expected, atol=1e-4)  # the flip matters here
+    cfg = train.TrainConfig(epochs=2, batch_size=50, lr=0.05, optimizer="sgd")
+    runs = {}
+    for cl in (None, True):
+        torch.manual_seed(0)
+        net = models.build_model("lomurno_cnn", 10, cifar_like.shape, 0.25)
+        hist = train.train(net, cifar_like, range(300), replace(cfg, channels_last=cl, eval_flip=cl), seed=0)
+        runs[cl] = (net, hist)
+    conv = next(p for p in runs[True][0].parameters() if p.dim() == 4)
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    assert abs(runs[True][1][-1]["train_loss"] - runs[None][1][-1]["train_loss"]) < 1e-4  # same steps, other layout

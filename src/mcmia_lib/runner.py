@@ -211,14 +211,14 @@ def _compute(spec: ExperimentSpec, device: torch.device, past_corrupt: bool = Fa
 
     def logits_of(x_all, y_all, idx):
         i = torch.as_tensor(idx, dtype=torch.long)
-        return predict(model, x_all[i].to(device), ds).cpu(), y_all[i]
+        return predict(model, x_all[i].to(device), ds, flip_average=spec.train.eval_flip).cpu(), y_all[i]
 
     parts = {"attack_in": logits_of(ds.x_train, ds.y_train, split.attack_in),
              "attack_out": logits_of(ds.x_test, ds.y_test, split.attack_out),
              "eval_in": logits_of(ds.x_train, ds.y_train, split.eval_in),
              "eval_out": logits_of(ds.x_test, ds.y_test, split.eval_out)}
     train_logits, train_y = logits_of(ds.x_train, ds.y_train, split.target_train)
-    test_logits = predict(model, ds.x_test.to(device), ds).cpu()
+    test_logits = predict(model, ds.x_test.to(device), ds, flip_average=spec.train.eval_flip).cpu()
     calib_member = np.r_[np.ones(len(split.attack_in)), np.zeros(len(split.attack_out))]
     eval_member = np.r_[np.ones(len(split.eval_in)), np.zeros(len(split.eval_out))]
     cal_logits = torch.cat([parts["attack_in"][0], parts["attack_out"][0]])

@@ -32,7 +32,9 @@ class TrainConfig:
     momentum for SGD; ``schedule='onecycle'``, set per step: a linear rise from lr/10 to lr over the first
     ``warmup`` fraction of the steps (default 0.25), then a linear fall to 0 at the last step;
     ``label_smoothing`` of the cross-entropy; ``decay_weights_only``: weight decay on conv and linear weights
-    only, not on biases or norm parameters."""
+    only, not on biases or norm parameters; ``channels_last`` memory format for the model and its batches;
+    ``eval_flip``: logits averaged over the image and its horizontal flip wherever the trained model is
+    evaluated (test curves, and the logits the attacks see)."""
 
     epochs: int
     batch_size: int
@@ -48,6 +50,8 @@ class TrainConfig:
     warmup: float | None = None
     label_smoothing: float | None = None
     decay_weights_only: bool | None = None
+    channels_last: bool | None = None
+    eval_flip: bool | None = None
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -105,13 +109,17 @@ def lr_at(cfg: TrainConfig, epoch: int) -> float:
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, x_uint8: torch.Tensor, ds: Dataset, batch_size: int = 2048) -> torch.Tensor:
+def predict(model: torch.nn.Module, x_uint8: torch.Tensor, ds: Dataset, batch_size: int = 2048,
+            flip_average: bool | None = False) -> torch.Tensor:
     """Logits of ``model`` (eval mode) for uint8 images, in batches, each moved to the model's device; the
-    logits stay there."""
+    logits stay there. ``flip_average``: the mean of the logits of each image and of its horizontal flip."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    out = torch.cat([model(normalize(x_uint8[i:i + batch_size].to(device), ds.mean, ds.std))
+
+    def logits(x):
+        return (model(x) + model(x.flip(-1))) / 2 if flip_average else model(x)
+    out = torch.cat([logits(normalize(x_uint8[i:i + batch_size].to(device), ds.mean, ds.std))
                      for i in range(0, len(x_uint8), batch_size)])
     model.train(was_training)
     return out
@@ -124,8 +132,8 @@ def curve_indices(n: int, subset: int | None) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(0))[:subset].sort().values
 
 
-def _evaluate(model, x, y, ds) -> tuple[float, float]:
-    logits = predict(model, x, ds)
+def _evaluate(model, x, y, ds, flip_average) -> tuple[float, float]:
+    logits = predict(model, x, ds, flip_average=flip_average)
     y = y.to(logits.device)
     return F.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
 
@@ -247,6 +255,8 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
     x_test, y_test = ds.x_test[curve], ds.y_test[curve]
     gen = torch.Generator(device="cpu").manual_seed(seed)
     torch.manual_seed(seed + 1)  # dropout and other global-RNG users
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, cfg)
     for h in hooks:
         model, optimizer = h.configure(model, optimizer, cfg, n)
@@ -290,6 +300,8 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
             x = normalize(x_all[b], ds.mean, ds.std)
             if cfg.flip or cfg.crop_pad:
                 x = augment(x, cfg.flip, cfg.crop_pad, gen)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             y = y_all[b]
             logits = model(x)
             loss = criterion(logits, y)
@@ -305,7 +317,7 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
         record = {"epoch": epoch + 1, "lr": lr, "train_loss": tot_loss.item() / max(seen, 1),
                   "train_acc": tot_correct.item() / max(seen, 1), "step_seconds": time.perf_counter() - t0}
         if eval_test:
-            record["test_loss"], record["test_acc"] = _evaluate(model, x_test, y_test, ds)
+            record["test_loss"], record["test_acc"] = _evaluate(model, x_test, y_test, ds, cfg.eval_flip)
         for h in hooks:
             h.after_epoch(epoch, model, record)
         record["seconds"] = time.perf_counter() - t0
