@@ -183,3 +183,61 @@ def line_slope(x, y, level: float = 0.95) -> tuple[float, float, float]:
     fit = linregress(x, y)
     half = student.ppf(0.5 + level / 2, len(x) - 2) * fit.stderr
     return float(fit.slope), float(fit.slope - half), float(fit.slope + half)
+
+
+# -- strong-attack metrics (issue 19): intervals at low FPR, a bootstrap over target models, empirical ε ------
+
+def clopper_pearson(k, n, level: float = 0.95) -> tuple[float, float]:
+    """Exact two-sided ``level`` interval for a binomial proportion with ``k`` successes in ``n`` trials."""
+    from scipy.stats import beta
+    if not 0 <= k <= n or n < 1:
+        raise ValueError(f"need 0 <= k <= n and n >= 1, got k={k}, n={n}")
+    alpha = 1 - level
+    lo = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return lo, hi
+
+
+def tpr_at_fpr_ci(is_member, score, fpr: float, level: float = 0.95) -> tuple[float, float, float]:
+    """TPR at ``fpr`` (as ``tpr_at_fpr``) with a Clopper–Pearson interval over the members; (NaN, NaN, NaN)
+    when fewer than 10 non-members would lie above the threshold (n_out · fpr < 10): one false positive does
+    not resolve an FPR."""
+    y, s = _check(is_member, score)
+    n_in, n_out = int(y.sum()), int((~y).sum())
+    if n_out * fpr < 10:
+        return float("nan"), float("nan"), float("nan")
+    tpr = tpr_at_fpr(y, s, fpr)
+    return (tpr, *clopper_pearson(round(tpr * n_in), n_in, level))
+
+
+def target_bootstrap(is_member, score, metric, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+                     ) -> tuple[float, float, float]:
+    """``metric(is_member, score)`` on all target models pooled, with a percentile interval from resampling the
+    targets (rows of the (targets, examples) arrays) with replacement: the targets are the unit, not the
+    examples. Resamples where the metric is NaN are dropped."""
+    y, s = np.asarray(is_member), np.asarray(score, dtype=np.float64)
+    if y.ndim != 2 or y.shape != s.shape:
+        raise ValueError(f"is_member and score must both be (targets, examples), got {y.shape} and {s.shape}")
+    rng = np.random.default_rng(seed)
+    value = float(metric(y.ravel(), s.ravel()))
+    boot = np.array([metric(y[i].ravel(), s[i].ravel()) for i in rng.integers(0, len(y), (n_boot, len(y)))])
+    boot = boot[np.isfinite(boot)]
+    if boot.size == 0:
+        return value, float("nan"), float("nan")
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return value, float(lo), float(hi)
+
+
+def epsilon_lower_bound(tp: int, fp: int, tn: int, fn: int, delta: float = 1e-5, level: float = 0.95) -> float:
+    """A ``level`` lower confidence bound on the ε of an (ε, δ)-DP training run from a membership test's
+    counts (Jagielski et al. 2020; Nasr et al. 2021): max(log((1 − δ − FPR_hi) / FNR_hi),
+    log((1 − δ − FNR_hi) / FPR_hi)) with the rates' Clopper–Pearson upper bounds; 0 when negative. The
+    threshold must be chosen on other runs than those counted."""
+    if min(tp, fp, tn, fn) < 0 or tp + fn < 1 or fp + tn < 1:
+        raise ValueError(f"need non-negative counts with members and non-members, got tp={tp}, fp={fp}, tn={tn}, "
+                         f"fn={fn}")
+    fpr_hi = clopper_pearson(fp, fp + tn, level)[1]
+    fnr_hi = clopper_pearson(fn, fn + tp, level)[1]
+    bounds = [np.log((1 - delta - fpr_hi) / fnr_hi) if 1 - delta - fpr_hi > 0 else -np.inf,
+              np.log((1 - delta - fnr_hi) / fpr_hi) if 1 - delta - fnr_hi > 0 else -np.inf]
+    return float(max(0.0, *bounds))

@@ -1,0 +1,49 @@
+"""RMIA, the relative membership inference attack of Zarifzadeh et al. (2024, "Low-cost high-power membership
+inference attacks"), from stored probabilities of the target and of reference models.
+
+For an example x, LR(x, z) = [Pr(x|θ) / Pr(x)] / [Pr(z|θ) / Pr(z)] compares it with population samples z
+(non-members of the target); the score is the fraction of z ≠ x with LR(x, z) ≥ γ (their Eq. 4–5). Pr(x|θ) is
+the target's probability of the true label (averaged over queries by the caller); Pr(x) the mean of the
+reference models' probabilities, or offline, from OUT references only, ½[(1 + a)·Pr_OUT(x) + (1 − a)]
+(their App. B.2.2), with ``a`` chosen on reference models, never on the target.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def marginal(ref_probs, ref_in, a: float | None = None) -> np.ndarray:
+    """Pr(x) for each of the n examples from the reference models' probabilities (r, n) and which of them
+    trained on each example (r, n): the mean over all references, or with ``a`` the offline approximation
+    from the OUT references."""
+    p = np.asarray(ref_probs, dtype=np.float64)
+    ref_in = np.asarray(ref_in, dtype=bool)
+    if p.shape != ref_in.shape:
+        raise ValueError(f"ref_probs is {p.shape} but ref_in is {ref_in.shape}; both are (references, examples)")
+    if a is None:
+        return p.mean(0)
+    out = ~ref_in
+    if out.sum(0).min() < 1:
+        raise ValueError("offline RMIA needs at least one OUT reference model per example")
+    p_out = (p * out).sum(0) / out.sum(0)
+    return 0.5 * ((1 + a) * p_out + (1 - a))
+
+
+def rmia_scores(target_probs, ref_probs, ref_in, population, a: float | None = None, gamma: float = 1.0
+                ) -> np.ndarray:
+    """Scores (n,), higher = member: for each example, the fraction of population samples z ≠ x (indices
+    ``population`` into the n examples, non-members of the target) whose likelihood ratio LR(x, z) ≥ ``gamma``."""
+    if not gamma > 0:
+        raise ValueError(f"gamma must be > 0, got {gamma}")
+    target = np.asarray(target_probs, dtype=np.float64)
+    ratio = target / np.maximum(marginal(ref_probs, ref_in, a), 1e-30)
+    population = np.asarray(population)
+    if population.size < 2:
+        raise ValueError("RMIA needs at least two population samples")
+    z = np.sort(ratio[population])
+    # LR(x, z) >= gamma  <=>  ratio_z <= ratio_x / gamma
+    count = np.searchsorted(z, ratio / gamma, side="right").astype(np.float64)
+    in_pop = np.zeros(len(ratio), dtype=bool)
+    in_pop[population] = True
+    count -= in_pop & (gamma <= 1)  # x itself, when it is one of the z (its own LR is 1)
+    return count / (population.size - in_pop)

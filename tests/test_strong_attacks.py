@@ -1,0 +1,138 @@
+"""LiRA, RMIA and the strong-attack metrics against closed forms and simulations (issue 19)."""
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from mcmia_lib import metrics
+from mcmia_lib.attacks.lira import lira_scores, logit_confidence
+from mcmia_lib.attacks.rmia import marginal, rmia_scores
+
+
+def _logits(phi):
+    """Two-class logits whose logit-scaled confidence for label 0 is ``phi``: (..., n, q, 2)."""
+    phi = np.asarray(phi, dtype=np.float64)
+    return np.stack([phi, np.zeros_like(phi)], -1)
+
+
+def test_logit_confidence_is_the_log_odds_of_the_true_class_and_stays_finite():
+    z = np.random.default_rng(0).normal(size=(3, 5, 2, 4))
+    y = np.array([0, 1, 2, 3, 1])
+    p = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+    py = np.take_along_axis(p, np.broadcast_to(y[None, :, None, None], (3, 5, 2, 1)), -1)[..., 0]
+    assert np.allclose(logit_confidence(z, y), np.log(py / (1 - py)))
+    big = np.array([[[200.0, 0.0, -5.0]]])  # p_y rounds to 1 in float64
+    assert np.isclose(logit_confidence(big, np.array([0]))[0, 0], 200.0 - np.log1p(np.exp(-5.0)))
+
+
+def test_lira_online_and_offline_match_the_closed_form_gaussian_tests():
+    rng = np.random.default_rng(1)
+    n, r, q = 40, 64, 2
+    mu_in, mu_out = rng.normal(3, 1, n), rng.normal(0, 1, n)
+    ref_in = np.zeros((r, n), bool)
+    for i in range(n):
+        ref_in[rng.permutation(r)[: r // 2], i] = True
+    phi_ref = np.where(ref_in[..., None], mu_in[None, :, None], mu_out[None, :, None]) + rng.normal(0, 1, (r, n, q))
+    phi_t = rng.normal(1.5, 1, (n, q))
+    labels = np.zeros(n, int)
+    online = lira_scores(_logits(phi_t), _logits(phi_ref), ref_in, labels)
+    offline = lira_scores(_logits(phi_t), _logits(phi_ref), ref_in, labels, online=False)
+    m = ref_in[..., None]
+    mi = (phi_ref * m).sum(0) / m.sum(0)
+    mo = (phi_ref * ~m).sum(0) / (~m).sum(0)
+    si = np.sqrt(((phi_ref - mi) ** 2 * m).sum(0) / m.sum(0))
+    so = np.sqrt(((phi_ref - mo) ** 2 * ~m).sum(0) / (~m).sum(0))
+    assert np.allclose(online, (norm.logpdf(phi_t, mi, si) - norm.logpdf(phi_t, mo, so)).mean(1))
+    assert np.allclose(offline, -norm.logsf(phi_t, mo, so).mean(1))
+    # with many references the estimated ratio approaches the true one (σ = 1 both sides)
+    truth = (norm.logpdf(phi_t, mu_in[:, None], 1) - norm.logpdf(phi_t, mu_out[:, None], 1)).mean(1)
+    assert np.corrcoef(online, truth)[0, 1] > 0.95
+    fixed = lira_scores(_logits(phi_t), _logits(phi_ref), ref_in, labels, fix_variance=True)
+    pooled_in = np.sqrt((si ** 2).mean(0))
+    pooled_out = np.sqrt((so ** 2).mean(0))
+    assert np.allclose(fixed, (norm.logpdf(phi_t, mi, pooled_in) - norm.logpdf(phi_t, mo, pooled_out)).mean(1))
+    with pytest.raises(ValueError, match="fewer than 2 (IN|OUT) reference model.*fix_variance=True"):
+        lira_scores(_logits(phi_t), _logits(phi_ref[:1]), ref_in[:1], labels)
+
+
+def test_online_beats_offline_beats_the_threshold_attack_on_a_memorization_model():
+    """Examples differ in hardness (a per-example offset far larger than the membership shift), so a global
+    threshold on φ is weak, per-example calibration (offline) is better, modelling IN as well (online) best."""
+    rng = np.random.default_rng(2)
+    n, r = 4000, 64
+    hardness = rng.normal(0, 4, n)
+    shift = rng.uniform(0.5, 2.0, n)
+    ref_in = np.zeros((r, n), bool)
+    for i in range(n):
+        ref_in[rng.permutation(r)[: r // 2], i] = True
+    phi_ref = hardness + shift * ref_in + rng.normal(0, 1, (r, n))
+    member = rng.random(n) < 0.5
+    phi_t = hardness + shift * member + rng.normal(0, 1, n)
+    args = (_logits(phi_t[:, None]), _logits(phi_ref[..., None]), ref_in, np.zeros(n, int))
+    tpr = {name: metrics.tpr_at_fpr(member, s, 0.01) for name, s in (
+        ("online", lira_scores(*args, fix_variance=True)), ("offline", lira_scores(*args, online=False, fix_variance=True)),
+        ("threshold", phi_t))}
+    assert tpr["online"] > tpr["offline"] > tpr["threshold"], tpr
+
+
+def test_rmia_on_a_hand_built_example():
+    # four examples; Pr(x) from two references (mean), the population = examples 2 and 3
+    target = np.array([0.9, 0.5, 0.4, 0.2])
+    refs = np.array([[0.6, 0.5, 0.4, 0.4], [0.6, 0.5, 0.4, 0.4]])
+    ref_in = np.array([[True, False, False, True], [False, True, True, False]])
+    # ratios Pr(x|θ)/Pr(x): 1.5, 1.0, 1.0, 0.5
+    s = rmia_scores(target, refs, ref_in, population=np.array([2, 3]))
+    assert np.allclose(s, [1.0, 1.0, 1.0, 0.0])  # x=2 vs z=3 only: 1.0/0.5 >= 1; x=3 vs z=2: 0.5/1.0 < 1
+    s2 = rmia_scores(target, refs, ref_in, population=np.array([2, 3]), gamma=1.6)
+    assert np.allclose(s2, [0.5, 0.5, 1.0, 0.0])  # x=0: LR 1.5 (z=2) < 1.6 <= 3 (z=3); x=2: 2 (z=3) >= 1.6
+    # offline marginal from the OUT references: ½[(1 + a)·Pr_OUT + (1 − a)]
+    assert np.allclose(marginal(refs, ref_in, a=0.5), 0.5 * (1.5 * np.array([0.6, 0.5, 0.4, 0.4]) + 0.5))
+    with pytest.raises(ValueError, match="gamma must be > 0"):
+        rmia_scores(target, refs, ref_in, np.array([2, 3]), gamma=0)
+
+
+def test_clopper_pearson_covers_the_true_rate_about_as_often_as_it_says():
+    rng = np.random.default_rng(3)
+    for p, n in ((0.02, 500), (0.3, 80)):
+        ks = rng.binomial(n, p, 2000)
+        covered = np.mean([lo <= p <= hi for lo, hi in (metrics.clopper_pearson(k, n) for k in ks)])
+        assert 0.94 <= covered <= 0.995, (p, n, covered)  # exact intervals are conservative
+
+
+def test_tpr_at_fpr_ci_is_unresolved_below_ten_false_positives_and_brackets_the_tpr():
+    rng = np.random.default_rng(4)
+    member = np.r_[np.ones(2000, bool), np.zeros(2000, bool)]
+    score = np.r_[rng.normal(1, 1, 2000), rng.normal(0, 1, 2000)]
+    tpr, lo, hi = metrics.tpr_at_fpr_ci(member, score, 0.01)
+    assert lo <= tpr <= hi and tpr == metrics.tpr_at_fpr(member, score, 0.01)
+    assert (lo, hi) == metrics.clopper_pearson(round(tpr * 2000), 2000)
+    assert np.isnan(metrics.tpr_at_fpr_ci(member, score, 0.001)[0])  # 2000 × 0.001 = 2 false positives
+
+
+def test_target_bootstrap_resamples_targets_not_examples():
+    rng = np.random.default_rng(5)
+    member = np.tile(np.r_[np.ones(100, bool), np.zeros(100, bool)], (8, 1))
+    leak = np.linspace(0, 2, 8)[:, None]  # targets differ: the interval must see that spread
+    score = rng.normal(0, 1, member.shape) + leak * member
+    value, lo, hi = metrics.target_bootstrap(member, score, metrics.roc_auc, n_boot=300)
+    assert lo < value < hi and hi - lo > 0.05
+    same = rng.normal(0, 1, member.shape) + 1.0 * member
+    _, lo2, hi2 = metrics.target_bootstrap(member, same, metrics.roc_auc, n_boot=300)
+    assert hi2 - lo2 < hi - lo
+
+
+def test_epsilon_lower_bound_never_exceeds_the_epsilon_of_randomized_response_and_approaches_it():
+    """Randomized response is ε-DP: a member answers 1 with probability e^ε / (1 + e^ε), a non-member with
+    1 / (1 + e^ε); the best test has TPR / FPR = e^ε."""
+    rng = np.random.default_rng(6)
+    eps = 2.0
+    p = np.exp(eps) / (1 + np.exp(eps))
+    over = 0
+    for _ in range(300):
+        tp = rng.binomial(1000, p)
+        fp = rng.binomial(1000, 1 - p)
+        over += metrics.epsilon_lower_bound(tp, fp, 1000 - fp, 1000 - tp, delta=0) > eps
+    assert over <= 0.05 * 300
+    n = 2_000_000
+    tp, fp = round(n * p), round(n * (1 - p))
+    assert eps - 0.02 < metrics.epsilon_lower_bound(tp, fp, n - fp, n - tp, delta=0) <= eps
+    assert metrics.epsilon_lower_bound(50, 50, 50, 50) == 0.0
