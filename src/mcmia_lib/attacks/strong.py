@@ -1,0 +1,139 @@
+"""The strong attacks on a leave-one-out grid (``loo.py``): every model in turn is the target and the others its
+reference models; the attacks read stored logits only.
+
+``grid_arrays`` stacks a configuration's entries; ``attack_scores`` gives each attack's (targets, examples)
+scores; ``attack_summary`` their AUC and TPR at low FPR for the population and for the canaries, with a
+bootstrap over target models and Clopper–Pearson intervals; ``empirical_epsilon`` the lower confidence bound
+on ε from the canaries, with the threshold chosen on half of the targets and counted on the other half.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import metrics
+from .lira import lira_scores, logit_confidence
+from .rmia import rmia_scores
+
+ATTACKS = ("threshold", "lira_online", "lira_offline", "lira_fixed_variance", "rmia", "rmia_offline")
+RMIA_A = tuple(np.round(np.linspace(0, 1, 11), 1))  # offline RMIA's candidates for a
+
+
+def grid_arrays(entries) -> dict:
+    """The stored arrays of one configuration's models, stacked: logits (M, n, q, c) as float64, member (M, n),
+    and the pool's canary mask and labels (n,), which all entries share."""
+    if len(entries) < 2:
+        raise ValueError(f"need the entries of at least two models of one grid, got {len(entries)}")
+    labels = entries[0].arrays["label"]
+    if any(not np.array_equal(e.arrays["label"], labels) for e in entries):
+        raise ValueError("the entries come from different pools; stack the models of one Pool")
+    return {"logits": np.stack([e.arrays["logits"] for e in entries]).astype(np.float64),
+            "member": np.stack([e.arrays["member"] for e in entries]).astype(bool),
+            "canary": entries[0].arrays["canary"].astype(bool), "label": labels.astype(np.int64)}
+
+
+def _true_prob(logits, labels) -> np.ndarray:
+    """Probability of the (pool) label, averaged over queries: logits (..., n, q, c) -> (..., n)."""
+    z = logits - logits.max(-1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+    is_true = np.arange(z.shape[-1]) == labels[:, None, None]
+    return np.where(is_true, p, 0.0).sum(-1).mean(-1)
+
+
+def choose_rmia_a(g: dict, refs: np.ndarray) -> float:
+    """Offline RMIA's ``a``: the candidate whose attack on one reference model (the others as its references)
+    has the highest AUC; the target is never looked at."""
+    pseudo, others = refs[0], refs[1:]
+    probs = _true_prob(g["logits"], g["label"])
+    population = np.flatnonzero(~g["member"][pseudo])
+    auc = [metrics.roc_auc(g["member"][pseudo], rmia_scores(probs[pseudo], probs[others], g["member"][others],
+                                                           population, a=a)) for a in RMIA_A]
+    return float(RMIA_A[int(np.argmax(auc))])
+
+
+def attack_scores(g: dict, attacks=ATTACKS, n_refs: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+    """Each attack's scores (M, n), higher = member: model m is the target, ``n_refs`` of the others (all
+    M − 1 by default, else a seeded draw) its reference models. An attack that the references cannot support
+    (e.g. LiRA online with an example no reference trained on) gives NaN rows."""
+    unknown = set(attacks) - set(ATTACKS)
+    if unknown:
+        raise ValueError(f"unknown attacks {sorted(unknown)}; choose from {ATTACKS}")
+    m_models = len(g["member"])
+    rng = np.random.default_rng(seed)
+    probs = _true_prob(g["logits"], g["label"])
+    out = {a: np.full(g["member"].shape, np.nan) for a in attacks}
+    for t in range(m_models):
+        others = np.delete(np.arange(m_models), t)
+        refs = others if n_refs is None else np.sort(rng.choice(others, n_refs, replace=False))
+        ref_logits, ref_in = g["logits"][refs], g["member"][refs]
+        population = np.flatnonzero(~g["member"][t])
+        for a in attacks:
+            try:
+                if a == "threshold":
+                    s = logit_confidence(g["logits"][t], g["label"]).mean(-1)
+                elif a.startswith("lira"):
+                    s = lira_scores(g["logits"][t], ref_logits, ref_in, g["label"], online=a != "lira_offline",
+                                    fix_variance=a == "lira_fixed_variance")
+                else:
+                    s = rmia_scores(probs[t], probs[refs], ref_in, population,
+                                    a=choose_rmia_a(g, refs) if a == "rmia_offline" else None)
+            except ValueError:  # too few IN or OUT references for this attack
+                continue
+            out[a][t] = s
+    return out
+
+
+FPRS = (0.01, 0.001, 0.0001)
+
+
+def attack_summary(scores: dict[str, np.ndarray], member: np.ndarray, canary: np.ndarray, n_boot: int = 300,
+                   level: float = 0.95) -> list[dict]:
+    """Per attack and subset (all examples, canaries): AUC and TPR at each FPR of ``FPRS``, on all targets
+    pooled, with a bootstrap interval over the targets and a Clopper–Pearson interval over the members (NaN
+    where the subset cannot resolve the FPR)."""
+    rows = []
+    for attack, s in scores.items():
+        ok = np.all(np.isfinite(s), axis=1)
+        if not ok.any():
+            continue
+        for subset, cols in (("all", np.ones(member.shape[1], bool)), ("canaries", canary)):
+            if not cols.any():
+                continue
+            y, x = member[ok][:, cols], s[ok][:, cols]
+            row = {"attack": attack, "subset": subset, "targets": int(ok.sum()),
+                   "members": int(y.sum()), "non-members": int((~y).sum())}
+            row["auc"], row["auc_lo"], row["auc_hi"] = metrics.target_bootstrap(y, x, metrics.roc_auc, n_boot, level)
+            for f in FPRS:
+                tpr, lo, hi = metrics.tpr_at_fpr_ci(y.ravel(), x.ravel(), f, level)
+                row[f"tpr@{f:g}"], row[f"tpr@{f:g}_lo"], row[f"tpr@{f:g}_hi"] = tpr, lo, hi
+                if np.isfinite(tpr):
+                    _, row[f"tpr@{f:g}_boot_lo"], row[f"tpr@{f:g}_boot_hi"] = metrics.target_bootstrap(
+                        y, x, lambda a, b, f=f: metrics.tpr_at_fpr_ci(a, b, f, level)[0], n_boot, level)
+            rows.append(row)
+    return rows
+
+
+def empirical_epsilon(score: np.ndarray, member: np.ndarray, canary: np.ndarray, delta: float = 1e-5,
+                      level: float = 0.95, seed: int = 0) -> dict:
+    """A lower confidence bound on ε from the canaries: the targets are split at random into halves; the
+    threshold that maximises the bound on the first half's canaries is applied to the second half's, whose
+    counts give the reported bound (the threshold never sees the counted targets)."""
+    ok = np.flatnonzero(np.all(np.isfinite(score), axis=1))
+    if len(ok) < 2 or not canary.any():
+        raise ValueError("need finite scores for at least two targets and at least one canary")
+    perm = np.random.default_rng([seed, 11]).permutation(ok)
+    choose, count = perm[: len(perm) // 2], perm[len(perm) // 2:]
+
+    def counts(rows, thr):
+        y, s = member[rows][:, canary].ravel(), score[rows][:, canary].ravel()
+        pred = s >= thr
+        return int((pred & y).sum()), int((pred & ~y).sum()), int((~pred & ~y).sum()), int((~pred & y).sum())
+
+    candidates = np.unique(score[choose][:, canary])
+    if candidates.size > 2000:  # quantiles are enough to place the threshold
+        candidates = np.quantile(candidates, np.linspace(0, 1, 2000))
+    bounds = [metrics.epsilon_lower_bound(*counts(choose, t), delta=delta, level=level) for t in candidates]
+    thr = float(candidates[int(np.argmax(bounds))])
+    tp, fp, tn, fn = counts(count, thr)
+    return {"epsilon_lower_bound": metrics.epsilon_lower_bound(tp, fp, tn, fn, delta=delta, level=level),
+            "threshold": thr, "tp": tp, "fp": fp, "tn": tn, "fn": fn, "targets_counted": len(count),
+            "targets_choosing": len(choose)}
