@@ -225,3 +225,26 @@ def _tuples(d: dict) -> dict:
     """YAML lists as tuples (``GononAttack``'s hidden sizes and learning rates)."""
     return {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
             for k, v in d.items()}
+
+
+def strong_attack_configs(epsilons) -> list[str]:
+    """The strong-attack chapter's configurations: the undefended model and DP-SGD at each ε."""
+    return ["Undefended", *(f"DP ε={e:g}" for e in epsilons)]
+
+
+def strong_attack_specs(p: dict) -> dict:
+    """The leave-one-out grid of the strong-attack chapter, keyed by (data set, configuration): ``p["n_models"]``
+    models each on one pool per data set (``p``: datasets, model, width, n_pool, n_canary, n_models, pool_seed,
+    epochs, batch_size, lr, momentum, curve_subset, epsilons, delta, max_grad_norm). Every configuration
+    trains with the same SGD recipe, so DP-SGD differs from the undefended model only by clipping and noise."""
+    from .loo import Pool, grid_specs
+    cfg = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], optimizer="sgd",
+                      momentum=p["momentum"], curve_subset=p.get("curve_subset"))
+    specs = {}
+    for d in p["datasets"]:
+        pool = Pool(d, p["n_pool"], p["n_canary"], p["n_models"], p.get("pool_seed", 0))
+        for config in strong_attack_configs(p["epsilons"]):
+            dp = None if config == "Undefended" else DPSGD(target_epsilon=float(config.split("=")[1]),
+                                                            delta=p["delta"], max_grad_norm=p["max_grad_norm"])
+            specs[(d, config)] = grid_specs(pool, p["model"], cfg, width=p.get("width", 1.0), dp=dp)
+    return specs

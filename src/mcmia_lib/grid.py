@@ -25,7 +25,8 @@ from typing import Callable, Iterator
 
 from . import engine
 from .experiments import (METHODS, clip_candidates, choose_clip, dp_column_spec, gonon_nets, gonon_spec,
-                          lomurno_configs, lomurno_spec, mcmia_spec, mcmia_specs, per_model_params, table_i_rows,
+                          lomurno_configs, lomurno_spec, mcmia_spec, mcmia_specs, per_model_params, strong_attack_specs,
+                          table_i_rows,
                           baseline_probe_spec, lenet5_baseline_spec, quickstart_spec)
 from .inversion import InversionSpec
 from .report import profile_params
@@ -134,13 +135,19 @@ def _sparsity(p):
     yield [gonon_spec(p, net, r) for net in gonon_nets(p) for r in p["runs"]]
 
 
+@_grid("strong_attacks")
+def _strong_attacks(p):
+    yield [s for specs in strong_attack_specs(p).values() for s in specs]
+
+
 # -- planning ------------------------------------------------------------------------------------------------
 
 def describe(spec) -> str:
-    """A short label for log lines: kind, data set, model or network, defenses, seed."""
+    """A short label for log lines: kind, data set, model or network, defenses, seed or model index."""
     c = canonical(spec)
     target = c.get("target", c)
-    parts = [type(spec).__name__.replace("Spec", ""), target.get("dataset"), target.get("model"), c.get("layer")]
+    dataset = target.get("dataset") or c.get("pool", {}).get("dataset")
+    parts = [type(spec).__name__.replace("Spec", ""), dataset, target.get("model"), c.get("layer")]
     if isinstance(c.get("net"), dict):
         parts.append(spec.net.label)
     reg = target.get("regularization", {})
@@ -148,7 +155,8 @@ def describe(spec) -> str:
                               (f"DP ε={target.get('dp', {}).get('target_epsilon')}", "dp" in target),
                               ("L2", "l2_last" in reg), ("dropout", "dropout" in reg)) if on]
     seed = target.get("seed", c.get("run"))
-    return " ".join(str(x) for x in parts + [f"seed {seed}" if seed is not None else None] if x)
+    index = f"model {c['index']}" if "index" in c else None
+    return " ".join(str(x) for x in parts + [f"seed {seed}" if seed is not None else None, index] if x)
 
 
 def _signature(obj):

@@ -347,3 +347,35 @@ def overhead_ratios(bench: dict, goal: float, paper: tuple[float, float], title:
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def strong_roc(panels: dict, title: str = ""):
+    """Log-log ROC curves of several attacks per panel: ``panels`` maps a panel title to {attack: (is_member,
+    score)} (all targets pooled). The dotted diagonal is chance; FPRs below one non-member are not drawn."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels), 4.1), squeeze=False, sharey=True)
+    for ax, (name, curves) in zip(axes[0], panels.items()):
+        floor = 1.0
+        for attack, (member, score) in curves.items():
+            fpr, tpr, _ = roc_curve(member, score)
+            floor = min(floor, 1.0 / (~np.asarray(member, bool)).sum())
+            ax.plot(np.maximum(fpr, floor / 2), np.maximum(tpr, floor / 2), lw=1.5, label=attack)
+        grid = np.logspace(np.log10(floor / 2), 0, 50)
+        ax.plot(grid, grid, ls=":", c="grey", label="chance")
+        ax.set(xscale="log", yscale="log", xlabel="false positive rate", xlim=(floor / 2, 1), ylim=(floor / 2, 1.05),
+               title=name)
+    axes[0, 0].set_ylabel("true positive rate")
+    axes[0, -1].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def tpr_by_references(df: pd.DataFrame, title: str = ""):
+    """TPR at one FPR against the number of reference models, one line per attack, a panel per subset and
+    configuration (``df``: references, tpr, attack, panel)."""
+    g = sns.relplot(df, x="references", y="tpr", hue="attack", col="panel", kind="line", marker="o",
+                    height=3.6, aspect=1.0, facet_kws={"sharey": False})
+    g.set(xscale="log")
+    g.set_axis_labels("reference models", df["ylabel"].iloc[0] if "ylabel" in df else "TPR")
+    g.figure.suptitle(title, y=1.03)
+    return g.figure

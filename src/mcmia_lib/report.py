@@ -129,7 +129,7 @@ def compute_seconds(entries) -> float:
             ident = _phase_identity(e.spec, h.get("phase", "train"))
             phases.setdefault(ident, {})[h["epoch"]] = h["seconds"]
     return float(sum(sum(p.values()) for p in phases.values())
-                 + sum(e.result["provenance"]["seconds_attacks"] for e in entries))
+                 + sum(e.result["provenance"].get("seconds_attacks", 0.0) for e in entries))
 
 
 def provenance_table(entries) -> pd.DataFrame:
