@@ -48,7 +48,7 @@ def main() -> None:
     cfg = make_cfg(args.epochs, args.lr)
     torch.manual_seed(args.seed)
     model = models.build_model(name, ds.num_classes, ds.shape, width)
-    t0 = time.process_time()
+    started, t0 = time.strftime("%Y-%m-%d %H:%M"), time.process_time()
     history = train(model, ds, split.target_train, cfg, args.seed, desc=f"{args.recipe} {args.members}")
     cpu_minutes = (time.process_time() - t0) / 60
     idx = torch.as_tensor(split.target_train)
@@ -59,7 +59,7 @@ def main() -> None:
            "core_minutes": cpu_minutes, "step_minutes": sum(h["step_seconds"] for h in history) / 60,
            "matmul_gflops_per_core": rate, "cpu": cpu_model(), "machine": platform.machine(),
            "load_average_before": os.getloadavg()[0], "torch": torch.__version__,
-           "started": time.strftime("%Y-%m-%d %H:%M"), "config": cfg.__dict__,
+           "started": started, "config": cfg.__dict__,
            "curve": [{"epoch": h["epoch"], "test_acc_subset": h["test_acc"], "train_acc_running": h["train_acc"]}
                      for h in history]}
     print(f"{args.recipe} recipe, {name} x{width:g} ({run['parameters']:,} parameters), {args.members:,} members, "
