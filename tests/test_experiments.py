@@ -87,7 +87,7 @@ def test_choose_clip_keeps_the_best_validation_accuracy_per_epsilon(monkeypatch)
     acc = {(2.0, 1.0): 0.80, (2.0, 3.0): 0.90, (2.0, 10.0): 0.90, (8.0, 1.0): 0.8, (8.0, 3.0): 0.85,
            (8.0, 10.0): 0.95}
 
-    def fake(v):  # the stored ValidationSpec entry of one candidate
+    def fake(v, store=None):  # the stored ValidationSpec entry of one candidate
         spec = v.target
         seen.append((spec.dp.target_epsilon, spec.dp.max_grad_norm, spec.seed, v.n))
         return SimpleNamespace(result={"validation_accuracy": acc[(spec.dp.target_epsilon, spec.dp.max_grad_norm)]})

@@ -141,7 +141,7 @@ def clip_candidates(p: dict, seed: int = 0, n_val: int = 5000) -> dict[tuple[flo
             for e in p["epsilons"] for c in p["clip_candidates"]}
 
 
-def choose_clip(p: dict, seed: int = 0, n_val: int = 5000) -> tuple[dict[float, float], list[dict]]:
+def choose_clip(p: dict, seed: int = 0, n_val: int = 5000, store=None) -> tuple[dict[float, float], list[dict]]:
     """DP-SGD's clipping norm C for ``p["dataset"]`` at each ε of ``p["epsilons"]`` (004 prints none): of
     ``p["clip_candidates"]``, the one whose DP-SGD target reaches the best accuracy on ``n_val`` held-out
     training images (``clip_candidates`` lists the stored ``ValidationSpec`` entries; ties go to the smaller C;
@@ -150,7 +150,7 @@ def choose_clip(p: dict, seed: int = 0, n_val: int = 5000) -> tuple[dict[float, 
         raise ValueError("choose_clip needs clip_candidates, e.g. [1, 3, 10]")
     if len(p["clip_candidates"]) == 1:  # nothing to choose (and no held-out data needed)
         return {e: float(p["clip_candidates"][0]) for e in p["epsilons"]}, []
-    rows = [{"epsilon": e, "C": c, "validation accuracy": run(v).result["validation_accuracy"]}
+    rows = [{"epsilon": e, "C": c, "validation accuracy": run(v, store).result["validation_accuracy"]}
             for (e, c), v in clip_candidates(p, seed, n_val).items()]
     best = {}
     for r in sorted(rows, key=lambda r: (r["epsilon"], -r["validation accuracy"], r["C"])):

@@ -48,21 +48,21 @@ def chapters() -> list[str]:
     return sorted(_GRIDS)
 
 
-def chapter_grid(chapter: str, params: dict) -> Iterator[list]:
+def chapter_grid(chapter: str, params: dict, store: Store | None = None) -> Iterator[list]:
     """The chapter's specs at ``params`` (its profile's parameters), stage by stage; a later stage is named
-    only once the entries of the earlier ones are stored."""
+    only once the entries of the earlier ones are stored (in ``store``, which it reads them from)."""
     if chapter not in _GRIDS:
         raise ValueError(f"no grid for chapter {chapter!r}; chapters with one: {', '.join(chapters())}")
-    return _GRIDS[chapter][0](params)
+    return _GRIDS[chapter][0](params, store or Store())
 
 
 @_grid("quickstart")
-def _quickstart(p):
+def _quickstart(p, store):
     yield [quickstart_spec(p, s) for s in p["seeds"]]
 
 
 @_grid("mnist_lenet5_baseline")
-def _lenet5_baseline(p):
+def _lenet5_baseline(p, store):
     yield [baseline_probe_spec(p)] + [lenet5_baseline_spec(p, s, init) for init in p["nn_inits"] for s in p["seeds"]]
 
 
@@ -73,7 +73,7 @@ def _lenet5_params(p: dict) -> dict:
 
 
 @_grid("mcmia_lenet5")
-def _mcmia_lenet5(p):
+def _mcmia_lenet5(p, store):
     q = _lenet5_params(p)
     yield ([mcmia_spec(q, m, s) for m in METHODS for s in p["seeds"]]
            + [mcmia_spec(q, "pruning", p["seeds"][0], rates=r) for r in p["rate_candidates"]])
@@ -92,7 +92,7 @@ def _cifar_params(p: dict) -> dict:
 
 
 @_grid("mcmia_cifar10")
-def _mcmia_cifar10(p):
+def _mcmia_cifar10(p, store):
     params = _cifar_params(p)
     specs = [mcmia_spec(params[m], k, s) for m in p["models"]
              for k in METHODS[:3] + (("pruning+minmax",) if m in p["pmm_models"] else ()) for s in params[m]["seeds"]]
@@ -104,18 +104,18 @@ def _mcmia_cifar10(p):
 
 
 @_grid("mcmia_tables")
-def _mcmia_tables(p):
+def _mcmia_tables(p, store):
     yield [s for specs in mcmia_specs(profile_params("mcmia_lenet5", p["profile"]),
                                       profile_params("mcmia_cifar10", p["profile"])).values() for s in specs]
 
 
 @_grid("dp_regularization", stages=2)
-def _dp_regularization(p):
+def _dp_regularization(p, store):
     chapter = {k: p.get(k) for k in ("model", "width", "n_target", "epochs", "batch_size", "lr", "momentum",
                                      "curve_subset", "epsilons", "delta", "clip_candidates", "l2", "dropout",
                                      "nn_epochs")}
     yield [v for d in p["datasets"] for v in clip_candidates({**chapter, "dataset": d}).values()]
-    clip = {d: choose_clip({**chapter, "dataset": d})[0] for d in p["datasets"]}
+    clip = {d: choose_clip({**chapter, "dataset": d}, store=store)[0] for d in p["datasets"]}
     spec = lambda d, c, s: lomurno_spec({**chapter, "dataset": d, "max_grad_norm": clip[d]}, c, s)  # noqa: E731
     configs = lomurno_configs(p["epsilons"])
     runs = [spec(d, c, s) for d in p["datasets"] for c in configs for s in p["seeds"]]
@@ -131,12 +131,12 @@ def _dp_regularization(p):
 
 
 @_grid("sparsity")
-def _sparsity(p):
+def _sparsity(p, store):
     yield [gonon_spec(p, net, r) for net in gonon_nets(p) for r in p["runs"]]
 
 
 @_grid("strong_attacks")
-def _strong_attacks(p):
+def _strong_attacks(p, store):
     yield [s for specs in strong_attack_specs(p).values() for s in specs]
 
 
@@ -220,7 +220,7 @@ def plan(chapter: str, params: dict, store: Store | None = None) -> Plan:
     store = store or Store()
     costs = stored_costs(store)
     stored, missing, pending = [], [], False
-    for i, stage in enumerate(chapter_grid(chapter, params)):
+    for i, stage in enumerate(chapter_grid(chapter, params, store)):
         for spec in stage:
             (stored if engine.is_stored(spec, store) else missing).append(spec)
         if missing:
@@ -309,7 +309,7 @@ def compute(chapter: str, params: dict, workers: int | None = None, address: str
     """Compute the chapter's missing entries as Ray tasks, stage by stage; return the failures as (spec,
     error) (a stage with failures ends the grid: later stages depend on it)."""
     with RayPool(workers, address, store) as pool:
-        for stage in chapter_grid(chapter, params):
+        for stage in chapter_grid(chapter, params, pool.store):
             failures = pool.compute(stage, desc=f"{chapter} grid")
             if failures:
                 return failures
