@@ -176,11 +176,12 @@ def run_grid(name: str, profile: str, overrides=(), workers: int | None = None, 
                          f"{os.cpu_count()} (one task per core, one torch thread per task)")
     p = grid.plan(name, params)
     costs = grid.stored_costs(Store())
+    known = len(p.missing) - p.unknown
     print(f"{name} at profile {profile}: {len(p.stored)} entries stored, {len(p.missing)} missing"
-          + (f", estimated {p.seconds / 60:.1f} core-minutes" if p.missing else "")
+          + (f", estimated {p.seconds / 60:.1f} core-minutes" if known else "")
           + (f" ({p.unknown} without a similar stored entry)" if p.unknown else "")
           + (f"; about {p.seconds / 60 / (workers or os.cpu_count() or 1):.1f} minutes on "
-             f"{workers or os.cpu_count()} worker(s)" if p.missing and address is None else ""))
+             f"{workers or os.cpu_count()} worker(s)" if known and address is None else ""))
     if p.pending:
         print("  later stages are named once these entries are stored")
     if dry_run:
