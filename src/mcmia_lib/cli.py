@@ -171,11 +171,11 @@ def run_grid(name: str, profile: str, overrides=(), workers: int | None = None, 
     if name not in grid.chapters():
         raise UsageError(f"no grid for {name!r}; chapters with one: {', '.join(grid.chapters())}")
     params = chapter_params(name, profile, overrides)
-    if workers is not None and address is None and not 1 <= workers <= (os.cpu_count() or 1):
-        raise UsageError(f"--workers {workers}: this machine has {os.cpu_count()} cores; choose 1 to "
-                         f"{os.cpu_count()} (one task per core, one torch thread per task)")
+    try:
+        grid.check_workers(workers, address)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     p = grid.plan(name, params)
-    costs = grid.stored_costs(Store())
     known = len(p.missing) - p.unknown
     print(f"{name} at profile {profile}: {len(p.stored)} entries stored, {len(p.missing)} missing"
           + (f", estimated {p.seconds / 60:.1f} core-minutes" if known else "")
@@ -185,8 +185,7 @@ def run_grid(name: str, profile: str, overrides=(), workers: int | None = None, 
     if p.pending:
         print("  later stages are named once these entries are stored")
     if dry_run:
-        for spec in p.missing[:40]:
-            seconds, how = grid.estimate(spec, costs)
+        for spec, (seconds, how) in list(zip(p.missing, p.estimates))[:40]:
             cost = f"{seconds / 60:6.1f} min ({how})" if seconds is not None else f"     ? ({how})"
             print(f"  missing {cost}  {grid.describe(spec)}")
         if len(p.missing) > 40:

@@ -173,9 +173,17 @@ def _entry_seconds(result: dict) -> float | None:
     return prov.get("seconds")
 
 
+def _coarse(prefix: str, spec: dict) -> str:
+    """The (kind, data set, model) of a canonical spec: entries that cost about the same when no entry of the
+    same settings is stored."""
+    target = spec.get("target", spec)
+    return f"{prefix}|{target.get('dataset')}|{target.get('model')}"
+
+
 def stored_costs(store: Store) -> dict[str, list[float]]:
-    """Stored wall seconds by spec signature (JSON text) and by (kind prefix, data set, model)."""
+    """Stored wall seconds by spec signature (JSON text) and by ``_coarse`` (kind, data set, model)."""
     costs: dict[str, list[float]] = {}
+    prefixes = engine.prefixes()
     for key in store.keys():
         try:
             spec = json.loads((store.path(key) / "spec.json").read_text())
@@ -185,9 +193,8 @@ def stored_costs(store: Store) -> dict[str, list[float]]:
         if seconds is None:
             continue
         costs.setdefault(json.dumps(_signature(spec), sort_keys=True), []).append(seconds)
-        target = spec.get("target", spec)
-        coarse = f"{key.split('-')[0] if '-' in key else ''}|{target.get('dataset')}|{target.get('model')}"
-        costs.setdefault(coarse, []).append(seconds)
+        prefix = next(p for p in prefixes if key.startswith(p))
+        costs.setdefault(_coarse(prefix, spec), []).append(seconds)
     return costs
 
 
@@ -198,8 +205,7 @@ def estimate(spec, costs: dict[str, list[float]]) -> tuple[float | None, str]:
     same = costs.get(json.dumps(_signature(c), sort_keys=True))
     if same:
         return statistics.median(same), "same settings"
-    target = c.get("target", c)
-    coarse = costs.get(f"{engine.kind_of(spec).prefix.rstrip('-')}|{target.get('dataset')}|{target.get('model')}")
+    coarse = costs.get(_coarse(engine.kind_of(spec).prefix, c))
     if coarse:
         return statistics.median(coarse), "same kind, data set and model"
     return None, "no similar entry stored"
@@ -209,9 +215,18 @@ def estimate(spec, costs: dict[str, list[float]]) -> tuple[float | None, str]:
 class Plan:
     stored: list
     missing: list
+    estimates: list  # (seconds or None, how) per missing entry (``estimate``)
     pending: bool  # later stages wait for the missing entries and are not named yet
-    seconds: float  # estimated wall seconds of the missing entries (those with an estimate)
-    unknown: int  # missing entries without an estimate
+
+    @property
+    def seconds(self) -> float:
+        """Estimated wall seconds of the missing entries that have an estimate."""
+        return sum(s for s, _ in self.estimates if s is not None)
+
+    @property
+    def unknown(self) -> int:
+        """Missing entries without an estimate."""
+        return sum(s is None for s, _ in self.estimates)
 
 
 def plan(chapter: str, params: dict, store: Store | None = None) -> Plan:
@@ -226,8 +241,7 @@ def plan(chapter: str, params: dict, store: Store | None = None) -> Plan:
         if missing:
             pending = i + 1 < _GRIDS[chapter][1]
             break
-    est = [estimate(s, costs)[0] for s in missing]
-    return Plan(stored, missing, pending, sum(e for e in est if e is not None), sum(e is None for e in est))
+    return Plan(stored, missing, [estimate(s, costs) for s in missing], pending)
 
 
 # -- computing -----------------------------------------------------------------------------------------------
@@ -244,18 +258,23 @@ def _log(line: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
 
 
+def check_workers(workers: int | None, address: str | None) -> None:
+    """A local Ray takes 1 to this machine's cores workers (one task per core, one torch thread per task)."""
+    cores = os.cpu_count() or 1
+    if address is None and workers is not None and not 1 <= workers <= cores:
+        raise ValueError(f"--workers {workers}: this machine has {cores} cores; choose 1 to {cores} "
+                         "(one task per core, one torch thread per task)")
+
+
 class RayPool:
     """A Ray session for computing entries: local with ``workers`` CPUs (default and maximum: the machine's
     cores), or the cluster at ``address``; one CPU and, where CUDA is present, one GPU per task. Use it as a
     context manager: Ray is shut down on leaving."""
 
     def __init__(self, workers: int | None = None, address: str | None = None, store: Store | None = None):
+        check_workers(workers, address)
         self.store = store or Store()
-        cores = os.cpu_count() or 1
-        if address is None and workers is not None and not 1 <= workers <= cores:
-            raise ValueError(f"--workers {workers}: this machine has {cores} cores; choose 1 to {cores} "
-                             "(one task per core, one torch thread per task)")
-        self.workers, self.address = (workers or cores) if address is None else None, address
+        self.workers, self.address = (workers or os.cpu_count() or 1) if address is None else None, address
 
     def __enter__(self):
         import ray
@@ -280,9 +299,10 @@ class RayPool:
         root = str(self.store.root.resolve())
         first_trainer, tasks, failures = {}, {}, []
         for spec in (s for s in specs if not engine.is_stored(s, self.store)):
-            after = {first_trainer[k] for k in engine.phases(spec) if k in first_trainer}
+            phases = engine.phases(spec)
+            after = {first_trainer[k] for k in phases if k in first_trainer}
             ref = self.remote.remote(spec, root, *after)
-            for k in engine.phases(spec):
+            for k in phases:
                 if not weights_path(k).exists():
                     first_trainer.setdefault(k, ref)
             tasks[ref] = spec

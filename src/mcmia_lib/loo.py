@@ -20,10 +20,10 @@ import torch
 
 from . import engine
 from .data import Dataset, load_dataset
-from .defenses.dp import DPSGD, DPHook
-from .defenses.regularization import L2LastLayerHook, Regularization
+from .defenses.dp import DPSGD
+from .defenses.regularization import Regularization
 from .models import build_model
-from .runner import weights_path
+from .runner import defense_hooks, weights_path
 from .store import TRAINING_COMPONENTS
 from .train import TrainConfig, predict, train
 
@@ -97,7 +97,7 @@ def _compute(spec: PoolModelSpec, device: torch.device, past_corrupt: bool = Fal
     torch.manual_seed(seed)
     reg = spec.regularization
     model = build_model(spec.model, ds.num_classes, ds.shape, spec.width, reg.dropout if reg else None).to(device)
-    hooks = ([L2LastLayerHook(reg.l2_last)] if reg and reg.l2_last else []) + ([DPHook(spec.dp)] if spec.dp else [])
+    hooks = defense_hooks(reg, spec.dp)
     ckpt = weights_path(engine.key(spec)).with_suffix(".ckpt")
     history = train(model, pool_ds, np.flatnonzero(member), spec.train, seed, hooks=hooks, checkpoint=ckpt,
                     desc=f"{spec.model}/{spec.pool.dataset} model {spec.index}")

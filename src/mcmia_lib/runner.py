@@ -138,6 +138,12 @@ def _cached_phase(path: Path, model, device, fit, phase: str, past_corrupt: bool
     return history, seconds
 
 
+def defense_hooks(regularization: Regularization | None, dp: DPSGD | None) -> list[Hook]:
+    """The training hooks of L2 on the prediction layer (004) and of DP-SGD (dropout is in the model)."""
+    return (([L2LastLayerHook(regularization.l2_last)] if regularization and regularization.l2_last else [])
+            + ([DPHook(dp)] if dp else []))
+
+
 def _trained_target(spec: ExperimentSpec, ds, split, device, past_corrupt: bool = False
                     ) -> tuple[torch.nn.Module, list, float]:
     """Train the target with its defenses (each phase resumable and cached) or load it; return (model,
@@ -154,8 +160,7 @@ def _trained_target(spec: ExperimentSpec, ds, split, device, past_corrupt: bool 
                                                           spec.train.batch_size, seed)]
 
     if spec.pruning is None:
-        hooks = minmax_hooks(spec.seed) + ([L2LastLayerHook(reg.l2_last)] if reg and reg.l2_last else []) \
-            + ([DPHook(spec.dp)] if spec.dp else [])
+        hooks = minmax_hooks(spec.seed) + defense_hooks(reg, spec.dp)
         phases = [Phase("train", spec.train, spec.seed, lambda m: hooks)]
     else:  # pretraining is the undefended target; Min-Max joins the masked retraining
         phases = [Phase("train", spec.train, spec.seed, lambda m: []),
