@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcmia_lib import data, engine, inversion, sparsity, store as store_mod  # noqa: F401 (they register their kinds)
+from mcmia_lib import data, engine, inversion, loo, sparsity, store as store_mod  # noqa: F401 (they register their kinds)
 from mcmia_lib.paths import REPO_ROOT
 from mcmia_lib.runner import ExperimentSpec
 from mcmia_lib.store import (RUN_COMPONENTS, SPARSITY_COMPONENTS, TRAINING_COMPONENTS, Store, canonical,
@@ -21,7 +21,9 @@ SPEC = ExperimentSpec("mnist", "lenet5", TrainConfig(epochs=3, batch_size=64, lr
 
 
 def _prefix(key: str) -> str:
-    return next(p for p in COMPONENTS if key.startswith(p))
+    prefix = max((p for p in COMPONENTS if key.startswith(p)), key=len)
+    assert prefix or "-" not in key, f"{key}: its kind is not registered (import the module that registers it)"
+    return prefix
 
 
 @pytest.mark.skipif(not COMMITTED.keys(), reason="no committed results store")

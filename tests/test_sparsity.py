@@ -31,6 +31,20 @@ def test_imp_rounds_prune_from_the_previous_round_and_keep_its_zeros(tmp_store):
     assert sorted(p.name for p in (tmp_store.root.parent / "weights").glob("*.pt")) == cached
 
 
+def test_imp_phases_trained_at_once_equal_rounds_trained_one_by_one(tmp_store, tmp_path, monkeypatch):
+    import torch
+    from mcmia_lib.defenses.imp import IMP
+    phases = IMP(2).phases(CFG, 7)
+    assert [(p.name, p.seed) for p in phases] == [("train", 7), ("imp1", 17), ("imp2", 27)]
+    for k in (1, 2):
+        trained_network(_spec(SparseNet("imp", prunings=k)), "shadow")
+    by_rounds = trained_network(_spec(SparseNet("imp", prunings=2)), "shadow")[0].state_dict()
+    monkeypatch.setenv("MCMIA_WEIGHTS", str(tmp_path / "fresh"))
+    at_once = trained_network(_spec(SparseNet("imp", prunings=2)), "shadow")[0].state_dict()
+    assert len(list((tmp_path / "fresh").glob("*.pt"))) == 3
+    assert all(torch.equal(by_rounds[k], at_once[k]) for k in by_rounds)
+
+
 def test_run_sparsity_reports_both_networks_and_the_attacks(tmp_store):
     e = run(_spec(SparseNet("butterfly", segments=2, factors=2)))
     r = e.result

@@ -19,14 +19,13 @@ import torch
 from . import attacks
 from .attacks.gonon import GononAttack, gonon_attack, gonon_features
 from .data import Dataset, default_device, load_dataset, pooled, shadow_split
-from .defenses.imp import global_magnitude_masks, nonzero_fraction
-from .defenses.pruning import MaskHook, prunable
+from .defenses.imp import IMP, nonzero_fraction
 from .models import build_model, count_parameters
 from .models.butterfly import butterfly_segments
 from . import engine
-from .runner import cached_phase, weights_path
+from .runner import cached_phase
 from .store import SPARSITY_COMPONENTS, TRAINING_COMPONENTS, spec_key
-from .train import KeepBest, TrainConfig, predict, train
+from .train import KeepBest, Phase, TrainConfig, predict, train
 
 KINDS = ("dense", "butterfly", "imp")
 
@@ -109,41 +108,44 @@ def _weights_key(spec: SparsitySpec, role: str) -> str:
                             TRAINING_COMPONENTS + ("sparsity",))
 
 
+def _training(spec: SparsitySpec, role: str) -> list[tuple[Phase, str]]:
+    """The ``role`` network's training phases with their weights keys: IMP's rounds (``IMP.phases``: the
+    dense network, then each pruning) or one phase, each ending at its best-validation epoch."""
+    seed = _seed(replace(spec, net=SparseNet("dense")), role)
+    if spec.net.kind != "imp":
+        return [(Phase("train", spec.train, seed, lambda m: [KeepBest()]), _weights_key(spec, role))]
+    nets = [SparseNet("dense")] + [SparseNet("imp", prunings=k) for k in range(1, spec.net.prunings + 1)]
+    return list(zip(IMP(spec.net.prunings, spec.keep).phases(spec.train, seed),
+                    [_weights_key(replace(spec, net=net), role) for net in nets], strict=True))
+
+
 def _phases(spec: SparsitySpec) -> list[str]:
-    """Weights keys of the target and shadow networks, IMP's earlier rounds first."""
-    earlier = _phases(replace(spec, net=spec.net.previous())) if spec.net.kind == "imp" else []
-    return earlier + [_weights_key(spec, role) for role in ("target", "shadow")]
+    """Weights keys of the target's and the shadow's training phases."""
+    return [key for role in ("target", "shadow") for _, key in _training(spec, role)]
 
 
 def trained_network(spec: SparsitySpec, role: str, device=None, past_corrupt: bool = False
                     ) -> tuple[torch.nn.Module, list, float]:
-    """The ``role`` (target or shadow) network of ``spec``, trained (and cached) or loaded, at its
-    best-validation epoch; with its per-epoch history and training seconds (IMP: this round's)."""
+    """The ``role`` (target or shadow) network of ``spec``, trained (each phase cached) or loaded, at its
+    best-validation epoch; with the last phase's per-epoch history and training seconds (IMP: this round's)."""
     ds, split = _split(spec)
     train_idx, val_idx, _ = split.role(role)
     device = torch.device(device or default_device())
+    training = _training(spec, role)
+    torch.manual_seed(training[0][0].seed)
     model = build_model(spec.model, ds.num_classes, ds.shape)
     if spec.net.kind == "butterfly":
         butterfly_segments(model, spec.net.segments, spec.net.factors)
     model = model.to(device)
-    key = _weights_key(spec, role)
-    seed = _seed(spec, role)
-    hooks = [KeepBest()]
-    if spec.net.kind == "imp" and not weights_path(key).exists():  # prune the previous round's network
-        previous, _, _ = trained_network(replace(spec, net=spec.net.previous()), role, device)
-        model.load_state_dict(previous.state_dict())
-        masks = global_magnitude_masks(model, spec.keep, [w.detach() != 0 for _, w in prunable(model)])
-        hooks.insert(0, MaskHook(masks))
-        hooks[0].after_step(model)
+    for phase, key in training:
+        hooks = phase.hooks(model)
 
-    def fit(ckpt):
-        history = train(model, _view(ds, val_idx), train_idx, spec.train, seed, hooks=hooks, checkpoint=ckpt,
-                        desc=f"{spec.net.label} {role} run {spec.run}")
-        hooks[-1].restore(model)
-        return history
-
-    torch.manual_seed(seed)
-    history, seconds = cached_phase(key, model, device, fit, role, past_corrupt)
+        def fit(ckpt):
+            history = train(model, _view(ds, val_idx), train_idx, phase.cfg, phase.seed, hooks=hooks,
+                            checkpoint=ckpt, desc=f"{spec.net.label} {role} run {spec.run} {phase.name}")
+            hooks[-1].restore(model)
+            return history
+        history, seconds = cached_phase(key, model, device, fit, phase.name, past_corrupt)
     return model.eval(), history, seconds
 
 

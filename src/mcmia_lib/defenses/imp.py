@@ -5,10 +5,43 @@ repeat. After k prunings about 100·0.8^k % of the prunable weights are left.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-from .pruning import prunable
+from ..train import KeepBest, Phase, TrainConfig
+from .pruning import MaskHook, prunable
+
+
+@dataclass(frozen=True)
+class IMP:
+    """``prunings`` rounds of IMP, each keeping ``keep`` of the weights the previous round left (002: 0.8)."""
+
+    prunings: int
+    keep: float = 0.8
+
+    def __post_init__(self):
+        if self.prunings < 0:
+            raise ValueError(f"prunings must be >= 0 (0 is the dense network), got {self.prunings}")
+        if not 0 < self.keep <= 1:
+            raise ValueError(f"keep must be in (0, 1], got {self.keep} (002 keeps 0.8 per pruning)")
+
+    def phases(self, cfg: TrainConfig, seed: int) -> list[Phase]:
+        """Round 0 trains the dense network; round k prunes the network round k − 1 rewound to (global
+        magnitude over the weights still alive) and retrains it masked. Every round trains with ``cfg`` and
+        seed ``seed + 10·k`` and ends at its best-validation epoch (its ``KeepBest`` hook, last in the list)."""
+        def round_hooks(k):
+            def hooks(model):
+                if k == 0:
+                    return [KeepBest()]
+                masks = global_magnitude_masks(model, self.keep, [w.detach() != 0 for _, w in prunable(model)])
+                mask = MaskHook(masks)
+                mask.after_step(model)
+                return [mask, KeepBest()]
+            return hooks
+        return [Phase("train" if k == 0 else f"imp{k}", cfg, seed + 10 * k, round_hooks(k))
+                for k in range(self.prunings + 1)]
 
 
 def global_magnitude_masks(model: nn.Module, keep: float, masks: list[torch.Tensor] | None = None
