@@ -54,6 +54,30 @@ def test_inversion_result_is_cached(tmp_store):
         run(InversionSpec(target, "Conv1", n_train=250, n_val=100), tmp_store)
 
 
+def test_an_interrupted_decoder_fit_resumes_to_the_uninterrupted_result(tmp_store, monkeypatch):
+    from mcmia_lib import inversion
+    target = ExperimentSpec(dataset="digits", model="lomurno_cnn", width=0.25, n_target=300, nn_attack=None,
+                            train=TrainConfig(epochs=1, batch_size=50, lr=0.1))
+    spec = InversionSpec(target, "Conv2", epochs=5, patience=5, n_train=150, n_val=100, n_examples=3)
+    whole = run(spec, tmp_store)
+    save = inversion.save_checkpoint
+
+    def save_then_die(path, state):
+        save(path, state)
+        if len(state["history"]) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(inversion, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(spec, tmp_store, recompute=True)
+    monkeypatch.setattr(inversion, "save_checkpoint", save)
+    resumed = run(spec, tmp_store, recompute=True)
+    assert resumed.result["history"] == whole.result["history"]
+    assert resumed.result["test_mse"] == whole.result["test_mse"]
+    assert np.array_equal(resumed.arrays["reconstructions"], whole.arrays["reconstructions"])
+    assert not list((tmp_store.root.parent / "weights").glob("inv-*.ckpt"))
+
+
 def test_decoder_members_are_a_random_draw_not_a_prefix_of_sorted_members():
     labels = np.repeat(np.arange(10), 1000)  # a class-ordered copy (the CIFAR-10 JPEG archive)
     members = np.sort(np.random.default_rng(0).choice(10000, 5000, replace=False))

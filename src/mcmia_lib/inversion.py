@@ -15,7 +15,8 @@ CPU; ``_fit`` flushes denormals to zero while it runs).
 The attacker trains on a seeded random draw of the target's members (member indices are sorted and the
 CIFAR-10 JPEG copy is ordered by class, so a prefix would hold two classes), for at most ``epochs`` (004: 20)
 and keeps the epoch of lowest MSE on ``n_val`` other members (stopping after ``patience`` epochs without
-improvement). It is evaluated on the test set, as 004's Table 4 reports test-set scores, next to the MSE of
+improvement); its state is checkpointed after every epoch, so an interrupted fit resumes where it stopped. It
+is evaluated on the test set, as 004's Table 4 reports test-set scores, next to the MSE of
 predicting the mean training image: a decoder that does not beat it has learnt nothing from the layer.
 """
 from __future__ import annotations
@@ -30,9 +31,9 @@ from tqdm import tqdm
 
 from . import engine
 from .data import normalize
-from .runner import ExperimentSpec, data_and_split, trained_model
+from .runner import ExperimentSpec, data_and_split, trained_model, weights_path
 from .store import TRAINING_COMPONENTS
-from .train import curve_indices, quiet
+from .train import curve_indices, load_checkpoint, quiet, save_checkpoint
 
 LAYERS = ("Conv1", "MaxPool1", "Conv2", "MaxPool2", "Conv3", "MaxPool3", "Dense", "Prediction")
 
@@ -170,9 +171,19 @@ def _fit_decoder(spec: InversionSpec, device: torch.device) -> tuple[dict, dict]
     decoder = Decoder(feature_shape, ds.shape).to(device)
     opt = torch.optim.Adam(decoder.parameters(), lr=spec.lr)
     gen = torch.Generator().manual_seed(spec.target.seed)
-    history = []
-    best, best_state, best_epoch = float("inf"), None, 0
-    for epoch in tqdm(range(spec.epochs), desc=f"inversion {spec.layer}", disable=quiet(), leave=False):
+    history, best, best_state, best_epoch = [], float("inf"), None, 0
+    ckpt = weights_path(engine.key(spec)).with_suffix(".ckpt")  # after every epoch: an interrupted fit resumes
+    state = load_checkpoint(ckpt, device)
+    if state is not None:
+        decoder.load_state_dict(state["decoder"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        history, best = state["history"], state["best"]
+        best_state, best_epoch = state["best_state"], state["best_epoch"]
+    for epoch in tqdm(range(len(history), spec.epochs), desc=f"inversion {spec.layer}", disable=quiet(),
+                      leave=False, initial=len(history), total=spec.epochs):
+        if epoch - best_epoch >= spec.patience:
+            break
         decoder.train()
         perm, tot = torch.randperm(len(x_train), generator=gen), 0.0
         for i in range(0, len(perm), spec.batch_size):
@@ -188,8 +199,9 @@ def _fit_decoder(spec: InversionSpec, device: torch.device) -> tuple[dict, dict]
         if val_mse < best:
             best, best_epoch = val_mse, epoch + 1
             best_state = {k: v.clone() for k, v in decoder.state_dict().items()}
-        elif epoch + 1 - best_epoch >= spec.patience:
-            break
+        save_checkpoint(ckpt, {"decoder": decoder.state_dict(), "optimizer": opt.state_dict(),
+                               "generator": gen.get_state(), "history": history, "best": best,
+                               "best_state": best_state, "best_epoch": best_epoch})
     decoder.load_state_dict(best_state)
     decoder.eval()
     x_test = ds.x_test[curve_indices(len(ds.y_test), spec.n_test)]
@@ -200,6 +212,7 @@ def _fit_decoder(spec: InversionSpec, device: torch.device) -> tuple[dict, dict]
               "epochs_run": len(history), "n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(x_test),
               "history": history, "feature_shape": list(feature_shape)}
     recon = (first[:spec.n_examples] * 255).round().to(torch.uint8).cpu()
+    ckpt.unlink(missing_ok=True)
     return result, {"reconstructions": recon.numpy(), "originals": x_test[:spec.n_examples].numpy()}
 
 

@@ -138,7 +138,7 @@ def _evaluate(model, x, y, ds, flip_average) -> tuple[float, float]:
     return F.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
 
 
-def _load_checkpoint(path: Path, device) -> dict | None:
+def load_checkpoint(path: Path, device) -> dict | None:
     """The checkpoint's state, or None when there is none; a checkpoint that does not load is moved aside
     to ``<path>.corrupt`` (named on stderr) and training starts over."""
     if not path.exists():
@@ -153,7 +153,7 @@ def _load_checkpoint(path: Path, device) -> dict | None:
         return None
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
+def save_checkpoint(path: Path, state: dict) -> None:
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -268,7 +268,7 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
                                    if cfg.label_smoothing else F.cross_entropy)
     steps_per_epoch = -(-n // cfg.batch_size)
     history, start_epoch = [], 0
-    state = _load_checkpoint(Path(checkpoint), device) if checkpoint is not None else None
+    state = load_checkpoint(Path(checkpoint), device) if checkpoint is not None else None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -325,7 +325,7 @@ def train(model: torch.nn.Module, ds: Dataset, train_idx, cfg: TrainConfig, seed
         bar.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_acc']:.3f}",
                         test=f"{record.get('test_acc', float('nan')):.3f}")
         if checkpoint is not None:
-            _save_checkpoint(Path(checkpoint), {
+            save_checkpoint(Path(checkpoint), {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": gen.get_state(),
                 "torch_rng": torch.get_rng_state(), "history": history, "epoch": epoch,
                 "hooks": [h.state_dict() for h in stateful]})
