@@ -30,7 +30,7 @@ def _changed(value):
 # options that are None (off) by default, switched on (the one-cycle warm-up needs its schedule)
 OFF_BY_DEFAULT = {"nesterov": {"nesterov": True}, "label_smoothing": {"label_smoothing": 0.1},
                   "decay_weights_only": {"decay_weights_only": True}, "channels_last": {"channels_last": True},
-                  "eval_flip": {"eval_flip": True},
+                  "eval_flip": {"eval_flip": True}, "bf16": {"bf16": True},
                   "warmup": {"schedule": "onecycle", "warmup": 0.3}}
 
 

@@ -212,3 +212,31 @@ def test_flip_averaged_logits_and_channels_last_training():
     conv = next(p for p in runs[True][0].parameters() if p.dim() == 4)
     assert conv.is_contiguous(memory_format=torch.channels_last)
     assert abs(runs[True][1][-1]["train_loss"] - runs[None][1][-1]["train_loss"]) < 1e-4  # same steps, other layout
+
+
+def test_bf16_autocast_runs_the_layers_in_bfloat16_and_trains_like_fp32(digits):
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            seen.append(x.dtype)
+            return x
+
+    cfg = train.TrainConfig(epochs=3, batch_size=50, lr=0.05, optimizer="sgd")
+    runs = {}
+    for bf16 in (None, True):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(models.build_model("mlp", 10, digits.shape), Probe())
+        runs[bf16] = train.train(net, digits, range(500), replace(cfg, bf16=bf16), seed=0)
+        assert next(net.parameters()).dtype == torch.float32  # the weights stay fp32
+    assert set(seen[:10]) == {torch.float32} and torch.bfloat16 in seen  # fp32 run, then bf16 logits
+    a, b = runs[None][-1], runs[True][-1]
+    assert a["train_loss"] != b["train_loss"] and abs(a["train_loss"] - b["train_loss"]) < 0.05 * a["train_loss"]
+    assert abs(a["test_acc"] - b["test_acc"]) < 0.05
+
+    class Criterion(train.Hook):
+        def criterion(self, logits, y):
+            return torch.nn.functional.cross_entropy(logits, y)
+    with pytest.raises(ValueError, match="bf16 cannot combine with a hook that supplies the criterion"):
+        train.train(models.build_model("mlp", 10, digits.shape), digits, range(50), replace(cfg, bf16=True), 0,
+                    hooks=[Criterion()])

@@ -34,14 +34,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def matmul_gflops(n: int = 1024, seconds: float = 3.0) -> float:
-    """This core's fp32 matmul rate at the current thread count, GFLOP/s (the median of repeated n×n
-    products): benchmarks print it beside their figures, since machines of this kind differ 2.5×."""
+def matmul_gflops(n: int = 1024, seconds: float = 3.0, dtype: str = "float32") -> float:
+    """This core's matmul rate at the current thread count, GFLOP/s (the median of repeated n×n products in
+    ``dtype``): benchmarks print it beside their figures, since machines of this kind differ 2.5× in fp32, and
+    more in bfloat16 (AMX units or none)."""
     import statistics
     import time
 
     import torch
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n, dtype=getattr(torch, dtype)), torch.randn(n, n, dtype=getattr(torch, dtype))
     rates, end = [], time.perf_counter() + seconds
     while time.perf_counter() < end:
         t = time.perf_counter()
