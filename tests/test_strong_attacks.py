@@ -136,3 +136,26 @@ def test_epsilon_lower_bound_never_exceeds_the_epsilon_of_randomized_response_an
     tp, fp = round(n * p), round(n * (1 - p))
     assert eps - 0.02 < metrics.epsilon_lower_bound(tp, fp, n - fp, n - tp, delta=0) <= eps
     assert metrics.epsilon_lower_bound(50, 50, 50, 50) == 0.0
+
+
+def test_balanced_references_remove_the_leave_one_out_tell_of_exact_half_masks():
+    """Logits without any membership signal (noise plus a per-model offset): with every example in exactly half
+    of the models, attacking with all other models as references scores members lower (LiRA's side fitted on
+    fewer models is penalised), an AUC far below 0.5; with as many IN as OUT references per example it is 0.5."""
+    from mcmia_lib.attacks import strong
+    from mcmia_lib.loo import membership_masks
+    m, n, c = 4, 3000, 10
+    rng = np.random.default_rng(0)
+    member, label = membership_masks(n, m, 0), rng.integers(0, c, n)
+    logits = rng.normal(size=(m, n, 1, c))
+    logits[np.arange(m)[:, None], np.arange(n)[None, :], 0, label[None, :]] += rng.normal(0, 1, (m, 1))
+    g = {"logits": logits, "member": member, "canary": np.zeros(n, bool), "label": label}
+    use = strong.balanced_use(member[1:], np.random.default_rng(1))
+    assert np.array_equal((use & member[1:]).sum(0), (use & ~member[1:]).sum(0))  # as many IN as OUT
+    assert use.sum(0).min() == 2 and (use.sum(0) == 2).all()  # M = 4: one of each side
+    balanced = strong.attack_scores(g, attacks=("lira_fixed_variance", "rmia"))
+    for attack, s in balanced.items():
+        assert abs(np.mean([metrics.roc_auc(member[t], s[t]) for t in range(m)]) - 0.5) < 0.02, attack
+    unbalanced = [metrics.roc_auc(member[t], lira_scores(logits[t], np.delete(logits, t, 0), np.delete(member, t, 0),
+                                                         label, fix_variance=True)) for t in range(m)]
+    assert np.mean(unbalanced) < 0.45

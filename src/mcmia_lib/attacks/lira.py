@@ -40,23 +40,27 @@ def _side(phi_ref, mask, fix_variance: bool) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(var)
 
 
-def lira_scores(target_logits, ref_logits, ref_in, labels, online: bool = True, fix_variance: bool = False
-                ) -> np.ndarray:
+def lira_scores(target_logits, ref_logits, ref_in, labels, online: bool = True, fix_variance: bool = False,
+                use=None) -> np.ndarray:
     """Membership scores (n,), higher = member, for the target's logits (n, q, c) given the reference models'
-    logits (r, n, q, c), which examples each reference trained on (r, n) bool, and the labels (n,)."""
+    logits (r, n, q, c), which examples each reference trained on (r, n) bool, and the labels (n,); ``use``
+    (r, n) bool: the references each example's Gaussians are fitted on (default: all)."""
     ref_in = np.asarray(ref_in, dtype=bool)
+    use = np.ones_like(ref_in) if use is None else np.asarray(use, dtype=bool)
+    if use.shape != ref_in.shape:
+        raise ValueError(f"use is {use.shape} but ref_in is {ref_in.shape}; both are (references, examples)")
     phi = logit_confidence(target_logits, labels)
     phi_ref = logit_confidence(ref_logits, labels)
     if phi_ref.shape[:2] != ref_in.shape:
         raise ValueError(f"ref_logits cover {phi_ref.shape[:2]} (references, examples) but ref_in is {ref_in.shape}")
     need = 1 if fix_variance else 2
-    sides = [(~ref_in, "OUT")] + ([(ref_in, "IN")] if online else [])
+    sides = [(~ref_in & use, "OUT")] + ([(ref_in & use, "IN")] if online else [])
     for mask, name in sides:
         if mask.sum(0).min() < need:
             raise ValueError(f"some example has fewer than {need} {name} reference model(s); use more references"
                              + ("" if fix_variance else " or fix_variance=True"))
-    mu_out, sd_out = _side(phi_ref, ~ref_in, fix_variance)
+    mu_out, sd_out = _side(phi_ref, ~ref_in & use, fix_variance)
     if not online:
         return -norm.logsf(phi, mu_out, sd_out + 1e-30).mean(-1)
-    mu_in, sd_in = _side(phi_ref, ref_in, fix_variance)
+    mu_in, sd_in = _side(phi_ref, ref_in & use, fix_variance)
     return (norm.logpdf(phi, mu_in, sd_in + 1e-30) - norm.logpdf(phi, mu_out, sd_out + 1e-30)).mean(-1)

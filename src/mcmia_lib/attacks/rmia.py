@@ -12,31 +12,36 @@ from __future__ import annotations
 import numpy as np
 
 
-def marginal(ref_probs, ref_in, a: float | None = None) -> np.ndarray:
+def marginal(ref_probs, ref_in, a: float | None = None, use=None) -> np.ndarray:
     """Pr(x) for each of the n examples from the reference models' probabilities (r, n) and which of them
-    trained on each example (r, n): the mean over all references, or with ``a`` the offline approximation
-    from the OUT references."""
+    trained on each example (r, n): the mean over the references ``use`` (r, n) bool selects (default: all),
+    or with ``a`` the offline approximation from the OUT ones."""
     p = np.asarray(ref_probs, dtype=np.float64)
     ref_in = np.asarray(ref_in, dtype=bool)
-    if p.shape != ref_in.shape:
-        raise ValueError(f"ref_probs is {p.shape} but ref_in is {ref_in.shape}; both are (references, examples)")
+    use = np.ones_like(ref_in) if use is None else np.asarray(use, dtype=bool)
+    if not p.shape == ref_in.shape == use.shape:
+        raise ValueError(f"ref_probs is {p.shape}, ref_in {ref_in.shape}, use {use.shape}; all are (references, "
+                         "examples)")
     if a is None:
-        return p.mean(0)
-    out = ~ref_in
+        if use.sum(0).min() < 1:
+            raise ValueError("RMIA needs at least one reference model per example")
+        return (p * use).sum(0) / use.sum(0)
+    out = ~ref_in & use
     if out.sum(0).min() < 1:
         raise ValueError("offline RMIA needs at least one OUT reference model per example")
     p_out = (p * out).sum(0) / out.sum(0)
     return 0.5 * ((1 + a) * p_out + (1 - a))
 
 
-def rmia_scores(target_probs, ref_probs, ref_in, population, a: float | None = None, gamma: float = 1.0
-                ) -> np.ndarray:
+def rmia_scores(target_probs, ref_probs, ref_in, population, a: float | None = None, gamma: float = 1.0,
+                use=None) -> np.ndarray:
     """Scores (n,), higher = member: for each example, the fraction of population samples z ≠ x (indices
-    ``population`` into the n examples, non-members of the target) whose likelihood ratio LR(x, z) ≥ ``gamma``."""
+    ``population`` into the n examples, non-members of the target) whose likelihood ratio LR(x, z) ≥ ``gamma``;
+    ``use`` as in ``marginal``."""
     if not gamma > 0:
         raise ValueError(f"gamma must be > 0, got {gamma}")
     target = np.asarray(target_probs, dtype=np.float64)
-    ratio = target / np.maximum(marginal(ref_probs, ref_in, a), 1e-30)
+    ratio = target / np.maximum(marginal(ref_probs, ref_in, a, use), 1e-30)
     population = np.asarray(population)
     if population.size < 2:
         raise ValueError("RMIA needs at least two population samples")

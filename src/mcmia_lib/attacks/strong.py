@@ -39,21 +39,40 @@ def _true_prob(logits, labels) -> np.ndarray:
     return np.where(is_true, p, 0.0).sum(-1).mean(-1)
 
 
-def choose_rmia_a(g: dict, refs: np.ndarray) -> float:
-    """Offline RMIA's ``a``: the candidate whose attack on one reference model (the others as its references)
-    has the highest AUC; the target is never looked at."""
+def balanced_use(ref_in: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The references (r, n) bool each example is attacked with: every reference of its smaller side (IN or
+    OUT) and as many of the larger side, drawn at random. In a grid where every example is a member of exactly
+    half of the M models, an example has M/2 − 1 IN references when it is a member of the target and M/2 when it
+    is not: the counts alone would tell membership, and unequal counts bias LiRA's likelihood ratio (the side
+    fitted on fewer models has the noisier mean, which the ratio penalises) and RMIA's Pr(x). Equal counts
+    remove both."""
+    ref_in = np.asarray(ref_in, dtype=bool)
+    keys = rng.random(ref_in.shape)
+    k = np.minimum(ref_in.sum(0), (~ref_in).sum(0))
+    use = np.zeros_like(ref_in)
+    for side in (ref_in, ~ref_in):
+        rank = np.where(side, keys, np.inf).argsort(0).argsort(0)  # order within the side, random
+        use |= side & (rank < k)
+    return use
+
+
+def choose_rmia_a(g: dict, refs: np.ndarray, seed: int = 0) -> float:
+    """Offline RMIA's ``a``: the candidate whose attack on one reference model (the others as its references,
+    balanced as in ``balanced_use``) has the highest AUC; the target is never looked at."""
     pseudo, others = refs[0], refs[1:]
     probs = _true_prob(g["logits"], g["label"])
     population = np.flatnonzero(~g["member"][pseudo])
+    use = balanced_use(g["member"][others], np.random.default_rng([seed, 7]))
     auc = [metrics.roc_auc(g["member"][pseudo], rmia_scores(probs[pseudo], probs[others], g["member"][others],
-                                                           population, a=a)) for a in RMIA_A]
+                                                           population, a=a, use=use)) for a in RMIA_A]
     return float(RMIA_A[int(np.argmax(auc))])
 
 
 def attack_scores(g: dict, attacks=ATTACKS, n_refs: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
     """Each attack's scores (M, n), higher = member: model m is the target, ``n_refs`` of the others (all
-    M − 1 by default, else a seeded draw) its reference models. An attack that the references cannot support
-    (e.g. LiRA online with an example no reference trained on) gives NaN rows."""
+    M − 1 by default, else a seeded draw) its reference models, as many IN as OUT per example
+    (``balanced_use``). An attack that the references cannot support (e.g. LiRA online with fewer than two IN
+    references for an example) gives NaN rows."""
     unknown = set(attacks) - set(ATTACKS)
     if unknown:
         raise ValueError(f"unknown attacks {sorted(unknown)}; choose from {ATTACKS}")
@@ -65,6 +84,7 @@ def attack_scores(g: dict, attacks=ATTACKS, n_refs: int | None = None, seed: int
         others = np.delete(np.arange(m_models), t)
         refs = others if n_refs is None else np.sort(rng.choice(others, n_refs, replace=False))
         ref_logits, ref_in = g["logits"][refs], g["member"][refs]
+        use = balanced_use(ref_in, rng)
         population = np.flatnonzero(~g["member"][t])
         for a in attacks:
             try:
@@ -72,10 +92,10 @@ def attack_scores(g: dict, attacks=ATTACKS, n_refs: int | None = None, seed: int
                     s = logit_confidence(g["logits"][t], g["label"]).mean(-1)
                 elif a.startswith("lira"):
                     s = lira_scores(g["logits"][t], ref_logits, ref_in, g["label"], online=a != "lira_offline",
-                                    fix_variance=a == "lira_fixed_variance")
+                                    fix_variance=a == "lira_fixed_variance", use=use)
                 else:
                     s = rmia_scores(probs[t], probs[refs], ref_in, population,
-                                    a=choose_rmia_a(g, refs) if a == "rmia_offline" else None)
+                                    a=choose_rmia_a(g, refs, seed) if a == "rmia_offline" else None, use=use)
             except ValueError:  # too few IN or OUT references for this attack
                 continue
             out[a][t] = s
