@@ -159,3 +159,20 @@ def test_balanced_references_remove_the_leave_one_out_tell_of_exact_half_masks()
     unbalanced = [metrics.roc_auc(member[t], lira_scores(logits[t], np.delete(logits, t, 0), np.delete(member, t, 0),
                                                          label, fix_variance=True)) for t in range(m)]
     assert np.mean(unbalanced) < 0.45
+
+
+def test_findings_report_the_declared_attack_not_the_best_one_and_show_unresolved_rates_as_na():
+    from mcmia_lib.attacks import strong
+
+    def row(attack, subset, tpr):
+        return {"data set": "MNIST", "configuration": "DP ε=8", "attack": attack, "subset": subset,
+                "tpr@0.001": tpr, "tpr@0.001_lo": tpr / 2, "tpr@0.001_hi": tpr * 2}
+    rows = [row("threshold", "all", 0.002), row("rmia", "all", 0.5), row("lira_online", "all", 0.01),
+            row("lira_online", "canaries", np.nan), row("lira_fixed_variance", "all", 0.3)]
+    eps = [{"data set": "MNIST", "configuration": "DP ε=8", "accountant ε": 8.0, "empirical ε": 0.51}]
+    (text,) = strong.findings(rows, eps)
+    assert text == ("MNIST, DP ε=8: lira online finds 1.0 % [0.5, 2.0] of the members at 0.1 % FPR (threshold "
+                    "attack: 0.2 % [0.1, 0.4]) and n/a of the member canaries; empirical ε ≥ 0.51 against the "
+                    "accountant's 8.00.")
+    (fallback,) = strong.findings([r for r in rows if r["attack"] != "lira_online"], [])
+    assert fallback.startswith("MNIST, DP ε=8: lira fixed variance finds 30.0 %")

@@ -157,3 +157,41 @@ def empirical_epsilon(score: np.ndarray, member: np.ndarray, canary: np.ndarray,
     return {"epsilon_lower_bound": metrics.epsilon_lower_bound(tp, fp, tn, fn, delta=delta, level=level),
             "threshold": thr, "tp": tp, "fp": fp, "tn": tn, "fn": fn, "targets_counted": len(count),
             "targets_choosing": len(choose)}
+
+
+PRIMARY = ("lira_online", "lira_fixed_variance")  # declared before the results: LiRA online, where it runs
+
+
+def primary_attack(scores: dict[str, np.ndarray]) -> str:
+    """The declared attack (``PRIMARY``) that ran for every target of a configuration."""
+    return next(a for a in PRIMARY if a in scores and np.all(np.isfinite(scores[a])))
+
+
+def _pct(row: dict, key: str) -> str:
+    if row is None or not np.isfinite(row[key]):
+        return "n/a"
+    return f"{100 * row[key]:.1f} % [{100 * row[key + '_lo']:.1f}, {100 * row[key + '_hi']:.1f}]"
+
+
+def findings(rows: list[dict], epsilons: list[dict], fpr: float = 0.001) -> list[str]:
+    """One sentence per data set and configuration: TPR at ``fpr`` of the declared attack (``PRIMARY``: online
+    LiRA, else LiRA with fixed variance; chosen before any result, not the best on the targets) on all
+    examples and on the canaries, the threshold attack's beside it, and for DP-SGD the empirical ε beside the
+    accountant's. ``rows``: ``attack_summary`` rows with "data set" and "configuration"; ``epsilons``: rows
+    with "data set", "configuration", "accountant ε", "empirical ε"."""
+    key, out = f"tpr@{fpr:g}", []
+    by = {(r["data set"], r["configuration"], r["attack"], r["subset"]): r for r in rows}
+    eps = {(e["data set"], e["configuration"]): e for e in epsilons}
+    for d, c in dict.fromkeys((r["data set"], r["configuration"]) for r in rows):
+        attack = next((a for a in PRIMARY if (d, c, a, "all") in by), None)
+        if attack is None:
+            out.append(f"{d}, {c}: no LiRA variant could run with these reference models.")
+            continue
+        text = (f"{d}, {c}: {attack.replace('_', ' ')} finds {_pct(by[(d, c, attack, 'all')], key)} of the "
+                f"members at {100 * fpr:g} % FPR (threshold attack: {_pct(by.get((d, c, 'threshold', 'all')), key)})"
+                f" and {_pct(by.get((d, c, attack, 'canaries')), key)} of the member canaries")
+        e = eps.get((d, c))
+        if e is not None and np.isfinite(e["accountant ε"]):
+            text += f"; empirical ε ≥ {e['empirical ε']:.2f} against the accountant's {e['accountant ε']:.2f}"
+        out.append(text + ".")
+    return out
