@@ -150,10 +150,17 @@ def test_balanced_references_remove_the_leave_one_out_tell_of_exact_half_masks()
     logits = rng.normal(size=(m, n, 1, c))
     logits[np.arange(m)[:, None], np.arange(n)[None, :], 0, label[None, :]] += rng.normal(0, 1, (m, 1))
     g = {"logits": logits, "member": member, "canary": np.zeros(n, bool), "label": label}
-    use = strong.balanced_use(member[1:], np.random.default_rng(1))
+    use = strong.reference_use(member[1:], np.random.default_rng(1))
     assert np.array_equal((use & member[1:]).sum(0), (use & ~member[1:]).sum(0))  # as many IN as OUT
-    assert use.sum(0).min() == 2 and (use.sum(0) == 2).all()  # M = 4: one of each side
-    balanced = strong.attack_scores(g, attacks=("lira_fixed_variance", "rmia"))
+    assert (use.sum(0) == 2).all()  # M = 4: one of each side
+    one = strong.reference_use(member[1:], np.random.default_rng(1), n_refs=1)  # IN or OUT by a fair coin
+    assert (one.sum(0) == 1).all()
+    for is_member in (True, False):  # the same chance of an IN reference for members and non-members
+        assert abs((one & member[1:])[:, member[0] == is_member].sum(0).mean() - 0.5) < 0.03
+    with pytest.raises(ValueError, match="n_refs=3: some example has only 1 reference model"):
+        strong.reference_use(member[1:], np.random.default_rng(1), n_refs=3)
+    balanced = {**strong.attack_scores(g, attacks=("lira_fixed_variance", "rmia")),
+                "rmia, 1 reference": strong.attack_scores(g, attacks=("rmia",), n_refs=1)["rmia"]}
     for attack, s in balanced.items():
         assert abs(np.mean([metrics.roc_auc(member[t], s[t]) for t in range(m)]) - 0.5) < 0.02, attack
     unbalanced = [metrics.roc_auc(member[t], lira_scores(logits[t], np.delete(logits, t, 0), np.delete(member, t, 0),

@@ -39,18 +39,28 @@ def _true_prob(logits, labels) -> np.ndarray:
     return np.where(is_true, p, 0.0).sum(-1).mean(-1)
 
 
-def balanced_use(ref_in: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The references (r, n) bool each example is attacked with: every reference of its smaller side (IN or
-    OUT) and as many of the larger side, drawn at random. In a grid where every example is a member of exactly
-    half of the M models, an example has M/2 − 1 IN references when it is a member of the target and M/2 when it
-    is not: the counts alone would tell membership, and unequal counts bias LiRA's likelihood ratio (the side
-    fitted on fewer models has the noisier mean, which the ratio penalises) and RMIA's Pr(x). Equal counts
-    remove both."""
+def reference_use(ref_in: np.ndarray, rng: np.random.Generator, n_refs: int | None = None) -> np.ndarray:
+    """The references (r, n) bool each example is attacked with: per example ``n_refs`` // 2 models that trained
+    on it (IN) and as many that did not (OUT), drawn at random (an odd count's extra model on a side chosen by a
+    fair coin); by default (None) as many of each side as the smaller side has. In a grid where every example is
+    a member of exactly half of the M models, an example has M/2 − 1 IN references when it is a member of the
+    target and M/2 when it is not: unequal counts would tell membership by themselves, and bias LiRA's
+    likelihood ratio (the side fitted on fewer models has the noisier mean, which the ratio penalises) and
+    RMIA's Pr(x). A composition drawn independently of the target, as an attacker's reference models trained on
+    random halves of the data would have, removes both."""
     ref_in = np.asarray(ref_in, dtype=bool)
+    cap = np.minimum(ref_in.sum(0), (~ref_in).sum(0))
+    if n_refs is None:
+        k_in = k_out = cap
+    else:
+        if n_refs < 1 or n_refs // 2 + n_refs % 2 > cap.min():
+            raise ValueError(f"n_refs={n_refs}: some example has only {cap.min()} reference model(s) on its smaller "
+                             f"side (IN or OUT); choose 1 <= n_refs <= {2 * cap.min()}")
+        k_in = n_refs // 2 + (n_refs % 2) * (rng.random(ref_in.shape[1]) < 0.5)
+        k_out = n_refs - k_in
     keys = rng.random(ref_in.shape)
-    k = np.minimum(ref_in.sum(0), (~ref_in).sum(0))
     use = np.zeros_like(ref_in)
-    for side in (ref_in, ~ref_in):
+    for side, k in ((ref_in, k_in), (~ref_in, k_out)):
         rank = np.where(side, keys, np.inf).argsort(0).argsort(0)  # order within the side, random
         use |= side & (rank < k)
     return use
@@ -58,21 +68,21 @@ def balanced_use(ref_in: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def choose_rmia_a(g: dict, refs: np.ndarray, seed: int = 0) -> float:
     """Offline RMIA's ``a``: the candidate whose attack on one reference model (the others as its references,
-    balanced as in ``balanced_use``) has the highest AUC; the target is never looked at."""
+    as many IN as OUT per example, ``reference_use``) has the highest AUC; the target is never looked at."""
     pseudo, others = refs[0], refs[1:]
     probs = _true_prob(g["logits"], g["label"])
     population = np.flatnonzero(~g["member"][pseudo])
-    use = balanced_use(g["member"][others], np.random.default_rng([seed, 7]))
+    use = reference_use(g["member"][others], np.random.default_rng([seed, 7]))
     auc = [metrics.roc_auc(g["member"][pseudo], rmia_scores(probs[pseudo], probs[others], g["member"][others],
                                                            population, a=a, use=use)) for a in RMIA_A]
     return float(RMIA_A[int(np.argmax(auc))])
 
 
 def attack_scores(g: dict, attacks=ATTACKS, n_refs: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
-    """Each attack's scores (M, n), higher = member: model m is the target, ``n_refs`` of the others (all
-    M − 1 by default, else a seeded draw) its reference models, as many IN as OUT per example
-    (``balanced_use``). An attack that the references cannot support (e.g. LiRA online with fewer than two IN
-    references for an example) gives NaN rows."""
+    """Each attack's scores (M, n), higher = member: model m is the target, the others its reference models,
+    of which each example is attacked with ``n_refs``, half IN and half OUT (``reference_use``; by default
+    M − 2 with exact-half masks), the same for every attack. An attack that the references cannot support
+    (e.g. LiRA online with fewer than two IN references per example) gives NaN rows."""
     unknown = set(attacks) - set(ATTACKS)
     if unknown:
         raise ValueError(f"unknown attacks {sorted(unknown)}; choose from {ATTACKS}")
@@ -81,10 +91,9 @@ def attack_scores(g: dict, attacks=ATTACKS, n_refs: int | None = None, seed: int
     probs = _true_prob(g["logits"], g["label"])
     out = {a: np.full(g["member"].shape, np.nan) for a in attacks}
     for t in range(m_models):
-        others = np.delete(np.arange(m_models), t)
-        refs = others if n_refs is None else np.sort(rng.choice(others, n_refs, replace=False))
+        refs = np.delete(np.arange(m_models), t)
         ref_logits, ref_in = g["logits"][refs], g["member"][refs]
-        use = balanced_use(ref_in, rng)
+        use = reference_use(ref_in, rng, n_refs)
         population = np.flatnonzero(~g["member"][t])
         for a in attacks:
             try:
