@@ -183,3 +183,14 @@ def test_findings_report_the_declared_attack_not_the_best_one_and_show_unresolve
                     "accountant's 8.00.")
     (fallback,) = strong.findings([r for r in rows if r["attack"] != "lira_online"], [])
     assert fallback.startswith("MNIST, DP ε=8: lira fixed variance finds 30.0 %")
+
+
+def test_roc_bootstrap_equals_the_generic_target_bootstrap_with_ties():
+    rng = np.random.default_rng(3)
+    y = rng.random((7, 400)) < 0.5
+    s = np.round(rng.normal(size=(7, 400)) + 0.8 * y, 1)  # rounded: many ties between members and non-members
+    fast = metrics.roc_bootstrap(y, s, fprs=(0.05, 0.001), n_boot=40, seed=5)
+    assert fast["auc"] == pytest.approx(metrics.target_bootstrap(y, s, metrics.roc_auc, 40, seed=5), abs=1e-12)
+    tpr = metrics.target_bootstrap(y, s, lambda a, b: metrics.tpr_at_fpr_ci(a, b, 0.05)[0], 40, seed=5)
+    assert fast[0.05] == pytest.approx(tpr, abs=1e-12)
+    assert all(np.isnan(fast[0.001]))  # 0.001 x ~1,400 non-members < 10 false positives: unresolved

@@ -228,6 +228,41 @@ def target_bootstrap(is_member, score, metric, n_boot: int = 1000, level: float 
     return value, float(lo), float(hi)
 
 
+def roc_bootstrap(is_member, score, fprs=(), n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """AUC and TPR at each of ``fprs`` (NaN where ``tpr_at_fpr_ci`` would be) on all targets pooled, each with
+    the percentile interval of ``target_bootstrap`` (the same resamples for the same seed), in one pass per
+    resample: the pooled scores are sorted once and a resample only reweights them (a target drawn k times
+    weighs k). Returns {"auc": (value, lo, hi), f: (value, lo, hi) for f in fprs}."""
+    y, s = np.asarray(is_member).astype(bool), np.asarray(score, dtype=np.float64)
+    if y.ndim != 2 or y.shape != s.shape:
+        raise ValueError(f"is_member and score must both be (targets, examples), got {y.shape} and {s.shape}")
+    _check(y, s)
+    order = np.argsort(-s.ravel(), kind="mergesort")
+    ys = y.ravel()[order]
+    targets = np.repeat(np.arange(len(y)), y.shape[1])[order]
+    last_of_run = np.r_[np.flatnonzero(np.diff(s.ravel()[order])), ys.size - 1]
+
+    def values(weights):
+        w = weights[targets]
+        tp, fp = np.cumsum(w * ys)[last_of_run], np.cumsum(w * ~ys)[last_of_run]
+        if tp[-1] == 0 or fp[-1] == 0:
+            return [float("nan")] * (1 + len(fprs))
+        tpr, fpr = np.r_[0.0, tp / tp[-1]], np.r_[0.0, fp / fp[-1]]
+        return [float(np.trapezoid(tpr, fpr))] + [float(tpr[fpr <= f + 1e-12].max()) if fp[-1] * f >= 10
+                                                  else float("nan") for f in fprs]
+
+    point = values(np.ones(len(y)))
+    rng = np.random.default_rng(seed)
+    boot = np.array([values(np.bincount(i, minlength=len(y)).astype(np.float64))
+                     for i in rng.integers(0, len(y), (n_boot, len(y)))])
+    out = {}
+    for j, name in enumerate(["auc", *fprs]):
+        b = boot[:, j][np.isfinite(boot[:, j])]
+        lo, hi = np.quantile(b, [(1 - level) / 2, (1 + level) / 2]) if b.size else (np.nan, np.nan)
+        out[name] = (point[j], float(lo), float(hi))
+    return out
+
+
 def epsilon_lower_bound(tp: int, fp: int, tn: int, fn: int, delta: float = 1e-5, level: float = 0.95) -> float:
     """A ``level`` lower confidence bound on the ε of an (ε, δ)-DP training run from a membership test's
     counts (Jagielski et al. 2020; Nasr et al. 2021): max(log((1 − δ − FPR_hi) / FNR_hi),

@@ -130,13 +130,13 @@ def attack_summary(scores: dict[str, np.ndarray], member: np.ndarray, canary: np
             y, x = member[ok][:, cols], s[ok][:, cols]
             row = {"attack": attack, "subset": subset, "targets": int(ok.sum()),
                    "members": int(y.sum()), "non-members": int((~y).sum())}
-            row["auc"], row["auc_lo"], row["auc_hi"] = metrics.target_bootstrap(y, x, metrics.roc_auc, n_boot, level)
+            boot = metrics.roc_bootstrap(y, x, FPRS, n_boot, level)
+            row["auc"], row["auc_lo"], row["auc_hi"] = boot["auc"]
             for f in FPRS:
                 tpr, lo, hi = metrics.tpr_at_fpr_ci(y.ravel(), x.ravel(), f, level)
                 row[f"tpr@{f:g}"], row[f"tpr@{f:g}_lo"], row[f"tpr@{f:g}_hi"] = tpr, lo, hi
                 if np.isfinite(tpr):
-                    _, row[f"tpr@{f:g}_boot_lo"], row[f"tpr@{f:g}_boot_hi"] = metrics.target_bootstrap(
-                        y, x, lambda a, b, f=f: metrics.tpr_at_fpr_ci(a, b, f, level)[0], n_boot, level)
+                    row[f"tpr@{f:g}_boot_lo"], row[f"tpr@{f:g}_boot_hi"] = boot[f][1:]
             rows.append(row)
     return rows
 
