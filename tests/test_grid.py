@@ -117,3 +117,20 @@ def test_two_processes_asking_for_one_spec_make_one_entry(tmp_path):
 def test_engine_refuses_an_unregistered_spec_and_names_the_kinds():
     with pytest.raises(TypeError, match="no kind of store entry is registered for dict; known: .*ExperimentSpec"):
         engine.run({"dataset": "digits"})
+
+
+def test_cost_estimates_come_from_entries_of_the_same_settings_else_the_same_defenses(tmp_path):
+    from mcmia_lib.defenses.dp import DPSGD
+    from mcmia_lib.loo import Pool, PoolModelSpec
+    from mcmia_lib.train import TrainConfig
+    store = Store(tmp_path / "store")
+    cfg = TrainConfig(epochs=1, batch_size=64, lr=0.05)
+    plain = lambda i, pool=Pool("mnist", 1000, 10, 4): PoolModelSpec(pool, "lenet5", cfg, i)  # noqa: E731
+    store.save(engine.key(plain(0)), plain(0), {"provenance": {"seconds": 20.0}}, {})
+    store.save(engine.key(plain(1)), plain(1), {"provenance": {"seconds": 30.0}}, {})
+    costs = grid.stored_costs(store)
+    assert grid.estimate(plain(2), costs) == (25.0, "same settings")  # another model index of the grid
+    other_pool = plain(2, Pool("mnist", 2000, 10, 4))
+    assert grid.estimate(other_pool, costs) == (25.0, "same kind, data set, model and defenses")
+    dp = PoolModelSpec(Pool("mnist", 1000, 10, 4), "lenet5", cfg, 0, dp=DPSGD(target_epsilon=8.0))
+    assert grid.estimate(dp, costs) == (None, "no similar entry stored")  # DP-SGD costs more: no estimate

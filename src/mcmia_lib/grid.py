@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from . import engine
+from . import engine, loo  # noqa: F401 (loo registers its kind of entry, which stored_costs must know)
 from .experiments import (METHODS, clip_candidates, choose_clip, dp_column_spec, gonon_nets, gonon_spec,
                           lomurno_configs, lomurno_spec, mcmia_spec, mcmia_specs, per_model_params, strong_attack_specs,
                           table_i_rows,
@@ -160,9 +160,9 @@ def describe(spec) -> str:
 
 
 def _signature(obj):
-    """A spec without its seed or run: entries of the same signature cost about the same."""
+    """A spec without its seed, run or model index: entries of the same signature cost about the same."""
     if isinstance(obj, dict):
-        return {k: _signature(v) for k, v in obj.items() if k not in ("seed", "run")}
+        return {k: _signature(v) for k, v in obj.items() if k not in ("seed", "run", "index")}
     return [_signature(v) for v in obj] if isinstance(obj, list) else obj
 
 
@@ -174,14 +174,16 @@ def _entry_seconds(result: dict) -> float | None:
 
 
 def _coarse(prefix: str, spec: dict) -> str:
-    """The (kind, data set, model) of a canonical spec: entries that cost about the same when no entry of the
-    same settings is stored."""
+    """The (kind, data set, model, defenses) of a canonical spec: entries that cost about the same when no entry
+    of the same settings is stored (DP-SGD's per-example gradients cost 2-3x)."""
     target = spec.get("target", spec)
-    return f"{prefix}|{target.get('dataset')}|{target.get('model')}"
+    dataset = target.get("dataset") or spec.get("pool", {}).get("dataset")
+    defenses = ",".join(d for d in ("dp", "pruning", "minmax", "regularization") if target.get(d))
+    return f"{prefix}|{dataset}|{target.get('model')}|{defenses}"
 
 
 def stored_costs(store: Store) -> dict[str, list[float]]:
-    """Stored wall seconds by spec signature (JSON text) and by ``_coarse`` (kind, data set, model)."""
+    """Stored wall seconds by spec signature (JSON text) and by ``_coarse`` (kind, data set, model, defenses)."""
     costs: dict[str, list[float]] = {}
     prefixes = engine.prefixes()
     for key in store.keys():
@@ -200,14 +202,14 @@ def stored_costs(store: Store) -> dict[str, list[float]]:
 
 def estimate(spec, costs: dict[str, list[float]]) -> tuple[float | None, str]:
     """(seconds, how): the median stored wall time of entries that differ only in their seed, else of the
-    entries of the same kind, data set and model, else unknown."""
+    entries of the same kind, data set, model and defenses, else unknown."""
     c = canonical(spec)
     same = costs.get(json.dumps(_signature(c), sort_keys=True))
     if same:
         return statistics.median(same), "same settings"
     coarse = costs.get(_coarse(engine.kind_of(spec).prefix, c))
     if coarse:
-        return statistics.median(coarse), "same kind, data set and model"
+        return statistics.median(coarse), "same kind, data set, model and defenses"
     return None, "no similar entry stored"
 
 
