@@ -194,3 +194,21 @@ def test_roc_bootstrap_equals_the_generic_target_bootstrap_with_ties():
     tpr = metrics.target_bootstrap(y, s, lambda a, b: metrics.tpr_at_fpr_ci(a, b, 0.05)[0], 40, seed=5)
     assert fast[0.05] == pytest.approx(tpr, abs=1e-12)
     assert all(np.isnan(fast[0.001]))  # 0.001 x ~1,400 non-members < 10 false positives: unresolved
+
+
+def test_references_from_another_configuration_must_share_the_pool_and_default_to_the_targets_own():
+    from mcmia_lib.attacks import strong
+    from mcmia_lib.loo import membership_masks
+    rng = np.random.default_rng(0)
+    m, n = 6, 300
+    member, label = membership_masks(n, m, 0), rng.integers(0, 3, n)
+    g = {"logits": rng.normal(size=(m, n, 1, 3)) + 2 * member[:, :, None, None] * np.eye(3)[label][None, :, None],
+         "member": member, "canary": np.zeros(n, bool), "label": label}
+    own = strong.attack_scores(g, attacks=("lira_online", "rmia"))
+    same = strong.attack_scores(g, attacks=("lira_online", "rmia"), references=dict(g))
+    assert all(np.array_equal(own[a], same[a]) for a in own)
+    shifted = {**g, "logits": g["logits"] + 5 * np.eye(3)[label][None, :, None]}  # far more confident references
+    assert not np.array_equal(strong.attack_scores(g, attacks=("lira_online",), references=shifted)["lira_online"],
+                              own["lira_online"])
+    with pytest.raises(ValueError, match="other membership masks or labels: build both from one Pool"):
+        strong.attack_scores(g, references={**g, "member": membership_masks(n, m, 1)})

@@ -78,21 +78,28 @@ def choose_rmia_a(g: dict, refs: np.ndarray, seed: int = 0) -> float:
     return float(RMIA_A[int(np.argmax(auc))])
 
 
-def attack_scores(g: dict, attacks=ATTACKS, n_refs: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+def attack_scores(g: dict, attacks=ATTACKS, n_refs: int | None = None, seed: int = 0,
+                  references: dict | None = None) -> dict[str, np.ndarray]:
     """Each attack's scores (M, n), higher = member: model m is the target, the others its reference models,
     of which each example is attacked with ``n_refs``, half IN and half OUT (``reference_use``; by default
     M − 2 with exact-half masks), the same for every attack. An attack that the references cannot support
-    (e.g. LiRA online with fewer than two IN references per example) gives NaN rows."""
+    (e.g. LiRA online with fewer than two IN references per example) gives NaN rows. ``references``: the
+    ``grid_arrays`` of another configuration on the same pool and masks whose models serve as the references (a
+    defense-unaware attacker: undefended references for a defended target; DESIGN.md); by default the target's
+    own configuration (defense-aware)."""
     unknown = set(attacks) - set(ATTACKS)
     if unknown:
         raise ValueError(f"unknown attacks {sorted(unknown)}; choose from {ATTACKS}")
     m_models = len(g["member"])
     rng = np.random.default_rng(seed)
-    probs = _true_prob(g["logits"], g["label"])
+    r = g if references is None else references
+    if not (np.array_equal(r["member"], g["member"]) and np.array_equal(r["label"], g["label"])):
+        raise ValueError("the reference grid has other membership masks or labels: build both from one Pool")
+    probs, ref_probs = _true_prob(g["logits"], g["label"]), _true_prob(r["logits"], r["label"])
     out = {a: np.full(g["member"].shape, np.nan) for a in attacks}
     for t in range(m_models):
         refs = np.delete(np.arange(m_models), t)
-        ref_logits, ref_in = g["logits"][refs], g["member"][refs]
+        ref_logits, ref_in = r["logits"][refs], g["member"][refs]
         use = reference_use(ref_in, rng, n_refs)
         population = np.flatnonzero(~g["member"][t])
         for a in attacks:
@@ -103,8 +110,8 @@ def attack_scores(g: dict, attacks=ATTACKS, n_refs: int | None = None, seed: int
                     s = lira_scores(g["logits"][t], ref_logits, ref_in, g["label"], online=a != "lira_offline",
                                     fix_variance=a == "lira_fixed_variance", use=use)
                 else:
-                    s = rmia_scores(probs[t], probs[refs], ref_in, population,
-                                    a=choose_rmia_a(g, refs, seed) if a == "rmia_offline" else None, use=use)
+                    s = rmia_scores(probs[t], ref_probs[refs], ref_in, population,
+                                    a=choose_rmia_a(r, refs, seed) if a == "rmia_offline" else None, use=use)
             except ValueError:  # too few IN or OUT references for this attack
                 continue
             out[a][t] = s
