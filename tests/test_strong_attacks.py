@@ -171,18 +171,22 @@ def test_balanced_references_remove_the_leave_one_out_tell_of_exact_half_masks()
 def test_findings_report_the_declared_attack_not_the_best_one_and_show_unresolved_rates_as_na():
     from mcmia_lib.attacks import strong
 
-    def row(attack, subset, tpr):
-        return {"data set": "MNIST", "configuration": "DP ε=8", "attack": attack, "subset": subset,
+    def row(attack, subset, tpr, config="DP ε=8"):
+        return {"data set": "MNIST", "configuration": config, "attack": attack, "subset": subset,
                 "tpr@0.001": tpr, "tpr@0.001_lo": tpr / 2, "tpr@0.001_hi": tpr * 2}
     rows = [row("threshold", "all", 0.002), row("rmia", "all", 0.5), row("lira_online", "all", 0.01),
-            row("lira_online", "canaries", np.nan), row("lira_fixed_variance", "all", 0.3)]
-    eps = [{"data set": "MNIST", "configuration": "DP ε=8", "accountant ε": 8.0, "empirical ε": 0.51}]
-    (text,) = strong.findings(rows, eps)
-    assert text == ("MNIST, DP ε=8: lira online finds 1.0 % [0.5, 2.0] of the members at 0.1 % FPR (threshold "
-                    "attack: 0.2 % [0.1, 0.4]) and n/a of the member canaries; empirical ε ≥ 0.51 against the "
-                    "accountant's 8.00.")
-    (fallback,) = strong.findings([r for r in rows if r["attack"] != "lira_online"], [])
-    assert fallback.startswith("MNIST, DP ε=8: lira fixed variance finds 30.0 %")
+            row("lira_online", "canaries", np.nan), row("lira_fixed_variance", "all", 0.3),
+            row("lira_fixed_variance", "all", 0.2, "Undefended")]
+    eps = [{"data set": "MNIST", "configuration": "DP ε=8", "accountant ε": 8.0, "empirical ε": 0.514},
+           {"data set": "MNIST", "configuration": "Undefended", "accountant ε": np.inf, "empirical ε": 3.0}]
+    table = strong.findings(rows, eps)
+    assert table.loc[("MNIST", "DP ε=8")].to_dict() == {
+        "attack": "lira online", "TPR @ 0.1 % FPR, all (%)": "1.00 [0.50, 2.00]", "canaries (%)": "n/a",
+        "threshold attack, all (%)": "0.20 [0.10, 0.40]", "empirical ε (95 % lower bound)": "0.51",
+        "accountant ε": "8.00"}
+    undefended = table.loc[("MNIST", "Undefended")]  # online LiRA did not run: the fallback, and no ε
+    assert undefended["attack"] == "lira fixed variance" and undefended["TPR @ 0.1 % FPR, all (%)"].startswith("20.00")
+    assert undefended["accountant ε"] == "none (not DP)" and undefended["empirical ε (95 % lower bound)"] == "3.00"
 
 
 def test_roc_bootstrap_equals_the_generic_target_bootstrap_with_ties():

@@ -183,31 +183,31 @@ def primary_attack(scores: dict[str, np.ndarray]) -> str:
     return next(a for a in PRIMARY if a in scores and np.all(np.isfinite(scores[a])))
 
 
-def _pct(row: dict, key: str) -> str:
+def _pct(row: dict | None, key: str) -> str:
     if row is None or not np.isfinite(row[key]):
         return "n/a"
-    return f"{100 * row[key]:.1f} % [{100 * row[key + '_lo']:.1f}, {100 * row[key + '_hi']:.1f}]"
+    return f"{100 * row[key]:.2f} [{100 * row[key + '_lo']:.2f}, {100 * row[key + '_hi']:.2f}]"
 
 
-def findings(rows: list[dict], epsilons: list[dict], fpr: float = 0.001) -> list[str]:
-    """One sentence per data set and configuration: TPR at ``fpr`` of the declared attack (``PRIMARY``: online
-    LiRA, else LiRA with fixed variance; chosen before any result, not the best on the targets) on all
-    examples and on the canaries, the threshold attack's beside it, and for DP-SGD the empirical ε beside the
-    accountant's. ``rows``: ``attack_summary`` rows with "data set" and "configuration"; ``epsilons``: rows
-    with "data set", "configuration", "accountant ε", "empirical ε"."""
+def findings(rows: list[dict], epsilons: list[dict], fpr: float = 0.001):
+    """The chapter's findings as a table, one row per data set and configuration: TPR at ``fpr`` of the declared
+    attack (``PRIMARY``: online LiRA, else LiRA with fixed variance; chosen before any result, not the best on
+    the targets) on all examples and on the canaries, the threshold attack's beside it (Clopper–Pearson
+    intervals, "n/a" where unresolved), and the empirical ε beside the accountant's (DP-SGD only). ``rows``:
+    ``attack_summary`` rows with "data set" and "configuration"; ``epsilons``: rows with "data set",
+    "configuration", "accountant ε", "empirical ε"."""
+    import pandas as pd
     key, out = f"tpr@{fpr:g}", []
     by = {(r["data set"], r["configuration"], r["attack"], r["subset"]): r for r in rows}
     eps = {(e["data set"], e["configuration"]): e for e in epsilons}
     for d, c in dict.fromkeys((r["data set"], r["configuration"]) for r in rows):
         attack = next((a for a in PRIMARY if (d, c, a, "all") in by), None)
-        if attack is None:
-            out.append(f"{d}, {c}: no LiRA variant could run with these reference models.")
-            continue
-        text = (f"{d}, {c}: {attack.replace('_', ' ')} finds {_pct(by[(d, c, attack, 'all')], key)} of the "
-                f"members at {100 * fpr:g} % FPR (threshold attack: {_pct(by.get((d, c, 'threshold', 'all')), key)})"
-                f" and {_pct(by.get((d, c, attack, 'canaries')), key)} of the member canaries")
         e = eps.get((d, c))
-        if e is not None and np.isfinite(e["accountant ε"]):
-            text += f"; empirical ε ≥ {e['empirical ε']:.2f} against the accountant's {e['accountant ε']:.2f}"
-        out.append(text + ".")
-    return out
+        dp = e is not None and np.isfinite(e["accountant ε"])
+        out.append({"data set": d, "configuration": c, "attack": attack.replace("_", " ") if attack else "none ran",
+                    f"TPR @ {100 * fpr:g} % FPR, all (%)": _pct(by.get((d, c, attack, "all")), key),
+                    "canaries (%)": _pct(by.get((d, c, attack, "canaries")), key),
+                    "threshold attack, all (%)": _pct(by.get((d, c, "threshold", "all")), key),
+                    "empirical ε (95 % lower bound)": f"{e['empirical ε']:.2f}" if e is not None else "",
+                    "accountant ε": f"{e['accountant ε']:.2f}" if dp else "none (not DP)"})
+    return pd.DataFrame(out).set_index(["data set", "configuration"])
