@@ -82,6 +82,7 @@ def test_rmia_on_a_hand_built_example():
     # ratios Pr(x|θ)/Pr(x): 1.5, 1.0, 1.0, 0.5
     s = rmia_scores(target, refs, ref_in, population=np.array([2, 3]))
     assert np.allclose(s, [1.0, 1.0, 1.0, 0.0])  # x=2 vs z=3 only: 1.0/0.5 >= 1; x=3 vs z=2: 0.5/1.0 < 1
+    assert s[0] > s[1] == s[2]  # tied scores ordered by the ratio: 1.5 > 1.0 = 1.0
     s2 = rmia_scores(target, refs, ref_in, population=np.array([2, 3]), gamma=1.6)
     assert np.allclose(s2, [0.5, 0.5, 1.0, 0.0])  # x=0: LR 1.5 (z=2) < 1.6 <= 3 (z=3); x=2: 2 (z=3) >= 1.6
     # offline marginal from the OUT references: ½[(1 + a)·Pr_OUT + (1 − a)]
@@ -168,7 +169,7 @@ def test_balanced_references_remove_the_leave_one_out_tell_of_exact_half_masks()
     assert np.mean(unbalanced) < 0.45
 
 
-def test_findings_report_the_declared_attack_not_the_best_one_and_show_unresolved_rates_as_na():
+def test_findings_report_the_chosen_attack_and_show_unresolved_rates_as_na():
     from mcmia_lib.attacks import strong
 
     def row(attack, subset, tpr, config="DP ε=8"):
@@ -179,13 +180,14 @@ def test_findings_report_the_declared_attack_not_the_best_one_and_show_unresolve
             row("lira_fixed_variance", "all", 0.2, "Undefended")]
     eps = [{"data set": "MNIST", "configuration": "DP ε=8", "accountant ε": 8.0, "empirical ε": 0.514},
            {"data set": "MNIST", "configuration": "Undefended", "accountant ε": np.inf, "empirical ε": 3.0}]
-    table = strong.findings(rows, eps)
+    chosen = {("MNIST", "DP ε=8"): "lira_online", ("MNIST", "Undefended"): "lira_fixed_variance"}
+    table = strong.findings(rows, chosen, eps)
     assert table.loc[("MNIST", "DP ε=8")].to_dict() == {
-        "attack": "lira online", "TPR @ 0.1 % FPR, all (%)": "1.00 [0.50, 2.00]", "canaries (%)": "n/a",
+        "strongest attack": "lira online", "TPR @ 0.1 % FPR, all (%)": "1.00 [0.50, 2.00]", "canaries (%)": "n/a",
         "threshold attack, all (%)": "0.20 [0.10, 0.40]", "empirical ε (95 % lower bound)": "0.51",
         "accountant ε": "8.00"}
-    undefended = table.loc[("MNIST", "Undefended")]  # online LiRA did not run: the fallback, and no ε
-    assert undefended["attack"] == "lira fixed variance" and undefended["TPR @ 0.1 % FPR, all (%)"].startswith("20.00")
+    undefended = table.loc[("MNIST", "Undefended")]
+    assert undefended["strongest attack"] == "lira fixed variance" and undefended["TPR @ 0.1 % FPR, all (%)"].startswith("20.00")
     assert undefended["accountant ε"] == "none (not DP)" and undefended["empirical ε (95 % lower bound)"] == "3.00"
 
 
@@ -216,3 +218,25 @@ def test_references_from_another_configuration_must_share_the_pool_and_default_t
                               own["lira_online"])
     with pytest.raises(ValueError, match="other membership masks or labels: build both from one Pool"):
         strong.attack_scores(g, references={**g, "member": membership_masks(n, m, 1)})
+
+
+def test_the_strongest_attack_is_chosen_on_each_half_of_the_targets_and_epsilon_on_other_targets():
+    from mcmia_lib.attacks import strong
+    rng = np.random.default_rng(0)
+    member = rng.random((8, 4000)) < 0.5
+    canary = np.zeros(4000, bool)
+    canary[:400] = True
+    noise = rng.normal(size=member.shape)
+    scores = {"weak": noise + 0.5 * member, "strong": rng.normal(size=member.shape) + 3 * member,
+              "broken": np.full(member.shape, np.nan)}
+    choice = strong.strongest_attack(scores, member)
+    assert choice == {"attack": "strong", "half_a": "strong", "half_b": "strong", "agree": True}
+    # an attack that is strong on half of the targets only: the halves disagree and the maximin choice is taken
+    halves = strong._halves(np.arange(8), 0)
+    odd = scores["weak"].copy()
+    odd[halves[0]] = 10.0 * member[halves[0]] + rng.normal(size=(4, 4000))
+    choice = strong.strongest_attack({"weak": scores["weak"], "odd": odd, "mid": noise + 2 * member}, member)
+    assert not choice["agree"] and choice["half_a"] == "odd" and choice["attack"] == "mid"
+    eps = strong.empirical_epsilon(scores, member, canary)
+    assert eps["attack"] == "strong" and eps["targets_choosing"] == eps["targets_counted"] == 4
+    assert eps["tp"] + eps["fp"] + eps["tn"] + eps["fn"] == 4 * 400

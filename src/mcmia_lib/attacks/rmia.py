@@ -2,7 +2,9 @@
 inference attacks"), from stored probabilities of the target and of reference models.
 
 For an example x, LR(x, z) = [Pr(x|θ) / Pr(x)] / [Pr(z|θ) / Pr(z)] compares it with population samples z
-(non-members of the target); the score is the fraction of z ≠ x with LR(x, z) ≥ γ (their Eq. 4–5). Pr(x|θ) is
+(non-members of the target); the score is the fraction of z ≠ x with LR(x, z) ≥ γ (their Eq. 4–5), ties
+broken by the ratio Pr(x|θ)/Pr(x): out-of-distribution examples such as mislabeled canaries often exceed every
+population sample, and a block of tied scores 1 would hide their order at low false-positive rates. Pr(x|θ) is
 the target's probability of the true label (averaged over queries by the caller); Pr(x) the mean of the
 reference models' probabilities, or offline, from OUT references only, ½[(1 + a)·Pr_OUT(x) + (1 − a)]
 (their App. B.2.2), with ``a`` chosen on reference models, never on the target.
@@ -51,4 +53,6 @@ def rmia_scores(target_probs, ref_probs, ref_in, population, a: float | None = N
     in_pop = np.zeros(len(ratio), dtype=bool)
     in_pop[population] = True
     count -= in_pop & (gamma <= 1)  # x itself, when it is one of the z (its own LR is 1)
-    return count / (population.size - in_pop)
+    # Ties (every x whose ratio exceeds all population samples' scores 1) are broken by the ratio itself, which
+    # orders the examples of one target as the score does; the term (< 1e-9) is below the score's resolution.
+    return count / (population.size - in_pop) + 1e-9 * np.tanh(np.log(np.maximum(ratio, 1e-300)) / 4)

@@ -148,39 +148,61 @@ def attack_summary(scores: dict[str, np.ndarray], member: np.ndarray, canary: np
     return rows
 
 
-def empirical_epsilon(score: np.ndarray, member: np.ndarray, canary: np.ndarray, delta: float = 1e-5,
-                      level: float = 0.95, seed: int = 0) -> dict:
-    """A lower confidence bound on ε from the canaries: the targets are split at random into halves; the
-    threshold that maximises the bound on the first half's canaries is applied to the second half's, whose
-    counts give the reported bound (the threshold never sees the counted targets)."""
-    ok = np.flatnonzero(np.all(np.isfinite(score), axis=1))
-    if len(ok) < 2 or not canary.any():
-        raise ValueError("need finite scores for at least two targets and at least one canary")
+def _halves(ok: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     perm = np.random.default_rng([seed, 11]).permutation(ok)
-    choose, count = perm[: len(perm) // 2], perm[len(perm) // 2:]
+    return perm[: len(perm) // 2], perm[len(perm) // 2:]
 
-    def counts(rows, thr):
+
+def _complete(scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The attacks that scored every target."""
+    out = {a: s for a, s in scores.items() if np.all(np.isfinite(s))}
+    if not out:
+        raise ValueError("no attack has finite scores for every target")
+    return out
+
+
+def strongest_attack(scores: dict[str, np.ndarray], member: np.ndarray, fpr: float = 0.001, seed: int = 0) -> dict:
+    """The attack with the highest TPR at ``fpr`` on all examples, chosen on each half of the target models (a
+    seeded split) and so confirmed on targets that did not choose it; when the halves disagree, the attack whose
+    lower of the two halves' TPRs is highest. Returns {"attack", "half_a", "half_b", "agree"}."""
+    scores = _complete(scores)
+    a_half, b_half = _halves(np.arange(len(member)), seed)
+    tpr = {a: [metrics.tpr_at_fpr(member[h].ravel(), s[h].ravel(), fpr) for h in (a_half, b_half)]
+           for a, s in scores.items()}
+    best_a, best_b = (max(tpr, key=lambda a, i=i: tpr[a][i]) for i in (0, 1))
+    attack = best_a if best_a == best_b else max(tpr, key=lambda a: min(tpr[a]))
+    return {"attack": attack, "half_a": best_a, "half_b": best_b, "agree": best_a == best_b}
+
+
+def empirical_epsilon(scores: dict[str, np.ndarray], member: np.ndarray, canary: np.ndarray, delta: float = 1e-5,
+                      level: float = 0.95, seed: int = 0) -> dict:
+    """A lower confidence bound on ε from the canaries: the targets are split at random into halves; the attack
+    and threshold that maximise the bound on the first half's canaries are applied to the second half's, whose
+    counts give the reported bound (neither the attack nor the threshold sees the counted targets)."""
+    scores = _complete(scores)
+    if len(member) < 2 or not canary.any():
+        raise ValueError("need at least two targets and at least one canary")
+    choose, count = _halves(np.arange(len(member)), seed)
+
+    def counts(score, rows, thr):
         y, s = member[rows][:, canary].ravel(), score[rows][:, canary].ravel()
         pred = s >= thr
         return int((pred & y).sum()), int((pred & ~y).sum()), int((~pred & ~y).sum()), int((~pred & y).sum())
 
-    candidates = np.unique(score[choose][:, canary])
-    if candidates.size > 2000:  # quantiles are enough to place the threshold
-        candidates = np.quantile(candidates, np.linspace(0, 1, 2000))
-    bounds = [metrics.epsilon_lower_bound(*counts(choose, t), delta=delta, level=level) for t in candidates]
-    thr = float(candidates[int(np.argmax(bounds))])
-    tp, fp, tn, fn = counts(count, thr)
+    best = (-1.0, None, None)
+    for attack, score in scores.items():
+        candidates = np.unique(score[choose][:, canary])
+        if candidates.size > 2000:  # quantiles are enough to place the threshold
+            candidates = np.quantile(candidates, np.linspace(0, 1, 2000))
+        for t in candidates:
+            bound = metrics.epsilon_lower_bound(*counts(score, choose, t), delta=delta, level=level)
+            if bound > best[0]:
+                best = (bound, attack, float(t))
+    _, attack, thr = best
+    tp, fp, tn, fn = counts(scores[attack], count, thr)
     return {"epsilon_lower_bound": metrics.epsilon_lower_bound(tp, fp, tn, fn, delta=delta, level=level),
-            "threshold": thr, "tp": tp, "fp": fp, "tn": tn, "fn": fn, "targets_counted": len(count),
-            "targets_choosing": len(choose)}
-
-
-PRIMARY = ("lira_online", "lira_fixed_variance")  # declared before the results: LiRA online, where it runs
-
-
-def primary_attack(scores: dict[str, np.ndarray]) -> str:
-    """The declared attack (``PRIMARY``) that ran for every target of a configuration."""
-    return next(a for a in PRIMARY if a in scores and np.all(np.isfinite(scores[a])))
+            "attack": attack, "threshold": thr, "tp": tp, "fp": fp, "tn": tn, "fn": fn,
+            "targets_counted": len(count), "targets_choosing": len(choose)}
 
 
 def _pct(row: dict | None, key: str) -> str:
@@ -189,22 +211,21 @@ def _pct(row: dict | None, key: str) -> str:
     return f"{100 * row[key]:.2f} [{100 * row[key + '_lo']:.2f}, {100 * row[key + '_hi']:.2f}]"
 
 
-def findings(rows: list[dict], epsilons: list[dict], fpr: float = 0.001):
-    """The chapter's findings as a table, one row per data set and configuration: TPR at ``fpr`` of the declared
-    attack (``PRIMARY``: online LiRA, else LiRA with fixed variance; chosen before any result, not the best on
-    the targets) on all examples and on the canaries, the threshold attack's beside it (Clopper–Pearson
-    intervals, "n/a" where unresolved), and the empirical ε beside the accountant's (DP-SGD only). ``rows``:
-    ``attack_summary`` rows with "data set" and "configuration"; ``epsilons``: rows with "data set",
-    "configuration", "accountant ε", "empirical ε"."""
+def findings(rows: list[dict], chosen: dict, epsilons: list[dict], fpr: float = 0.001):
+    """The chapter's findings as a table, one row per data set and configuration: TPR at ``fpr`` of the strongest
+    attack (``chosen[(data set, configuration)]``, from ``strongest_attack``) on all examples and on the
+    canaries, the threshold attack's beside it (Clopper–Pearson intervals, "n/a" where unresolved), and the
+    empirical ε beside the accountant's (DP-SGD only). ``rows``: ``attack_summary`` rows with "data set" and
+    "configuration"; ``epsilons``: rows with "data set", "configuration", "accountant ε", "empirical ε"."""
     import pandas as pd
     key, out = f"tpr@{fpr:g}", []
     by = {(r["data set"], r["configuration"], r["attack"], r["subset"]): r for r in rows}
     eps = {(e["data set"], e["configuration"]): e for e in epsilons}
     for d, c in dict.fromkeys((r["data set"], r["configuration"]) for r in rows):
-        attack = next((a for a in PRIMARY if (d, c, a, "all") in by), None)
+        attack = chosen[(d, c)]
         e = eps.get((d, c))
         dp = e is not None and np.isfinite(e["accountant ε"])
-        out.append({"data set": d, "configuration": c, "attack": attack.replace("_", " ") if attack else "none ran",
+        out.append({"data set": d, "configuration": c, "strongest attack": attack.replace("_", " "),
                     f"TPR @ {100 * fpr:g} % FPR, all (%)": _pct(by.get((d, c, attack, "all")), key),
                     "canaries (%)": _pct(by.get((d, c, attack, "canaries")), key),
                     "threshold attack, all (%)": _pct(by.get((d, c, "threshold", "all")), key),
