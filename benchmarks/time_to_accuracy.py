@@ -1,6 +1,7 @@
 """Time to accuracy (issue 18): core-minutes for a CIFAR-10 (JPEG copy) target on a random draw of
 ``--members`` training images to reach its final test accuracy, with the fast recipe (``fastnet``, SGD
-Nesterov, one-cycle, label smoothing, weight decay on weights only, flip + crop, channels-last; ``--bf16``:
+Nesterov, one-cycle, label smoothing, weight decay on weights only, flip + crop, channels-last, evaluation
+averaged over the image and its flip; ``--bf16``:
 bfloat16 autocast) or the MCMIA chapter's recipe (VGG16 × 0.25, Adam 1e-3, constant rate). One torch thread;
 the machine's fp32 and bf16 matmul rates per core are measured first and printed beside the figures, since
 machines of this kind differ 2.5× (fp32), and more in bf16 (AMX or none). Goals on a ~60 GFLOP/s core:
@@ -28,7 +29,7 @@ RECIPES = {
     "fast": ("fastnet", 1.0, lambda epochs, lr: TrainConfig(
         epochs=epochs, batch_size=250, lr=lr or 0.2, optimizer="sgd", momentum=0.9, nesterov=True, schedule="onecycle",
         warmup=0.2, label_smoothing=0.2, weight_decay=5e-4, decay_weights_only=True, flip=True, crop_pad=2,
-        channels_last=True, curve_subset=2000)),
+        channels_last=True, eval_flip=True, curve_subset=2000)),
     "vgg": ("vgg16", 0.25, lambda epochs, lr: TrainConfig(
         epochs=epochs, batch_size=64, lr=lr or 1e-3, optimizer="adam", curve_subset=2000)),
 }
@@ -58,8 +59,9 @@ def main() -> None:
     history = train(model, ds, split.target_train, cfg, args.seed, desc=f"{args.recipe} {args.members}")
     cpu_minutes = (time.process_time() - t0) / 60
     idx = torch.as_tensor(split.target_train)
-    train_acc = float((predict(model, ds.x_train[idx], ds).argmax(1) == ds.y_train[idx]).float().mean())
-    test_acc = float((predict(model, ds.x_test, ds).argmax(1) == ds.y_test).float().mean())
+    flip = bool(cfg.eval_flip)  # the fast recipe averages the logits of the image and its flip
+    train_acc = float((predict(model, ds.x_train[idx], ds, flip_average=flip).argmax(1) == ds.y_train[idx]).float().mean())
+    test_acc = float((predict(model, ds.x_test, ds, flip_average=flip).argmax(1) == ds.y_test).float().mean())
     run = {"recipe": args.recipe, "model": name, "width": width, "members": args.members, "epochs": args.epochs,
            "parameters": models.count_parameters(model), "test_acc": test_acc, "train_acc": train_acc,
            "core_minutes": cpu_minutes, "step_minutes": sum(h["step_seconds"] for h in history) / 60,
