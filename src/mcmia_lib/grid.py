@@ -256,6 +256,13 @@ def _task(spec, store_root: str, *after):
     return e.key, e.result, e.arrays, time.perf_counter() - t0
 
 
+def _warm() -> int:
+    """A no-op task that starts a Ray worker and imports the library in it, so the first entry does not pay it."""
+    from . import runner  # noqa: F401 (torch and the library)
+    time.sleep(0.5)  # long enough for the other warm-up tasks to start on their own workers
+    return os.getpid()
+
+
 def _log(line: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
 
@@ -288,6 +295,9 @@ class RayPool:
         ray.init(address=self.address, num_cpus=self.workers, include_dashboard=False,
                  runtime_env={"env_vars": env}, logging_level="ERROR", log_to_driver=True)
         self.remote = ray.remote(num_cpus=1, num_gpus=1 if torch.cuda.is_available() else 0, max_retries=0)(_task)
+        if self.workers:  # a local Ray: start its workers now
+            warm = ray.remote(num_cpus=1)(_warm)
+            ray.get([warm.remote() for _ in range(self.workers)])
         return self
 
     def __exit__(self, *exc):
