@@ -45,12 +45,18 @@ def lira_scores(target_logits, ref_logits, ref_in, labels, online: bool = True, 
     """Membership scores (n,), higher = member, for the target's logits (n, q, c) given the reference models'
     logits (r, n, q, c), which examples each reference trained on (r, n) bool, and the labels (n,); ``use``
     (r, n) bool: the references each example's Gaussians are fitted on (default: all)."""
+    return lira_from_confidence(logit_confidence(target_logits, labels), logit_confidence(ref_logits, labels),
+                                ref_in, online, fix_variance, use)
+
+
+def lira_from_confidence(phi, phi_ref, ref_in, online: bool = True, fix_variance: bool = False, use=None
+                         ) -> np.ndarray:
+    """``lira_scores`` from the logit-scaled confidences already computed: the target's (n, q) and the
+    references' (r, n, q)."""
     ref_in = np.asarray(ref_in, dtype=bool)
     use = np.ones_like(ref_in) if use is None else np.asarray(use, dtype=bool)
     if use.shape != ref_in.shape:
         raise ValueError(f"use is {use.shape} but ref_in is {ref_in.shape}; both are (references, examples)")
-    phi = logit_confidence(target_logits, labels)
-    phi_ref = logit_confidence(ref_logits, labels)
     if phi_ref.shape[:2] != ref_in.shape:
         raise ValueError(f"ref_logits cover {phi_ref.shape[:2]} (references, examples) but ref_in is {ref_in.shape}")
     need = 1 if fix_variance else 2

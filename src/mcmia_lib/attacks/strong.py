@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import metrics
-from .lira import lira_scores, logit_confidence
+from .lira import lira_from_confidence, logit_confidence
 from .rmia import rmia_scores
 
 ATTACKS = ("threshold", "lira_online", "lira_offline", "lira_fixed_variance", "rmia", "rmia_offline")
@@ -66,11 +66,12 @@ def reference_use(ref_in: np.ndarray, rng: np.random.Generator, n_refs: int | No
     return use
 
 
-def choose_rmia_a(g: dict, refs: np.ndarray, seed: int = 0) -> float:
+def choose_rmia_a(g: dict, refs: np.ndarray, seed: int = 0, probs: np.ndarray | None = None) -> float:
     """Offline RMIA's ``a``: the candidate whose attack on one reference model (the others as its references,
-    as many IN as OUT per example, ``reference_use``) has the highest AUC; the target is never looked at."""
+    as many IN as OUT per example, ``reference_use``) has the highest AUC; the target is never looked at.
+    ``probs``: the models' true-label probabilities (M, n), when already computed."""
     pseudo, others = refs[0], refs[1:]
-    probs = _true_prob(g["logits"], g["label"])
+    probs = _true_prob(g["logits"], g["label"]) if probs is None else probs
     population = np.flatnonzero(~g["member"][pseudo])
     use = reference_use(g["member"][others], np.random.default_rng([seed, 7]))
     auc = [metrics.roc_auc(g["member"][pseudo], rmia_scores(probs[pseudo], probs[others], g["member"][others],
@@ -96,22 +97,23 @@ def attack_scores(g: dict, attacks=ATTACKS, n_refs: int | None = None, seed: int
     if not (np.array_equal(r["member"], g["member"]) and np.array_equal(r["label"], g["label"])):
         raise ValueError("the reference grid has other membership masks or labels: build both from one Pool")
     probs, ref_probs = _true_prob(g["logits"], g["label"]), _true_prob(r["logits"], r["label"])
+    phi, ref_phi = logit_confidence(g["logits"], g["label"]), logit_confidence(r["logits"], r["label"])  # (M, n, q)
     out = {a: np.full(g["member"].shape, np.nan) for a in attacks}
     for t in range(m_models):
         refs = np.delete(np.arange(m_models), t)
-        ref_logits, ref_in = r["logits"][refs], g["member"][refs]
+        ref_in = g["member"][refs]
         use = reference_use(ref_in, rng, n_refs)
         population = np.flatnonzero(~g["member"][t])
         for a in attacks:
             try:
                 if a == "threshold":
-                    s = logit_confidence(g["logits"][t], g["label"]).mean(-1)
+                    s = phi[t].mean(-1)
                 elif a.startswith("lira"):
-                    s = lira_scores(g["logits"][t], ref_logits, ref_in, g["label"], online=a != "lira_offline",
-                                    fix_variance=a == "lira_fixed_variance", use=use)
+                    s = lira_from_confidence(phi[t], ref_phi[refs], ref_in, online=a != "lira_offline",
+                                             fix_variance=a == "lira_fixed_variance", use=use)
                 else:
                     s = rmia_scores(probs[t], ref_probs[refs], ref_in, population,
-                                    a=choose_rmia_a(r, refs, seed) if a == "rmia_offline" else None, use=use)
+                                    a=choose_rmia_a(r, refs, seed, ref_probs) if a == "rmia_offline" else None, use=use)
             except ValueError:  # too few IN or OUT references for this attack
                 continue
             out[a][t] = s
