@@ -35,6 +35,7 @@ def main() -> None:
     args = ap.parse_args()
     os.environ["MCMIA_QUIET"] = "1"
     from mcmia_lib.grid import RayPool
+    load, started = os.getloadavg()[0], time.strftime("%Y-%m-%d %H:%M")
     rate = matmul_gflops()
     p = dict(n_target=300, epochs=args.epochs, batch_size=32, lr=0.003, nn_epochs=40)
     specs = [quickstart_spec(p, s) for s in range(args.tasks)]
@@ -55,7 +56,7 @@ def main() -> None:
     run = {"tasks": args.tasks, "task_seconds_in_process": task, "seconds": seconds, "speedup_2_over_1": speedup,
            "ray_overhead_seconds_per_task": overhead, "overhead_share_of_one_minute_task": overhead / 60,
            "matmul_gflops_per_core": rate, "cpu": cpu_model(), "cores": os.cpu_count(),
-           "load_average_before": os.getloadavg()[0], "started": time.strftime("%Y-%m-%d %H:%M")}
+           "load_average_before": load, "started": started}
     print(f"{args.tasks} tasks of {task:.1f} s: in process {seconds['in process']:.1f} s, Ray 1 worker "
           f"{seconds['ray 1 worker']:.1f} s, Ray 2 workers {seconds['ray 2 workers']:.1f} s; 2 workers / 1 = "
           f"{speedup:.2f}x; Ray's overhead {overhead:.2f} s per task = {100 * overhead / 60:.1f} % of a one-minute "

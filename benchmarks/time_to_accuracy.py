@@ -47,6 +47,7 @@ def main() -> None:
     ap.add_argument("--save", metavar="PATH", help="write the run's figures and conditions to this JSON file")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    load = os.getloadavg()[0]
     rate, rate_bf16 = matmul_gflops(), matmul_gflops(dtype="bfloat16")
     ds = data.load_dataset("cifar10")
     split = data.membership_split(len(ds.y_train), len(ds.y_test), args.seed, args.members)
@@ -66,7 +67,7 @@ def main() -> None:
            "parameters": models.count_parameters(model), "test_acc": test_acc, "train_acc": train_acc,
            "core_minutes": cpu_minutes, "step_minutes": sum(h["step_seconds"] for h in history) / 60,
            "matmul_gflops_per_core": rate, "bf16_matmul_gflops_per_core": rate_bf16, "cpu": cpu_model(), "machine": platform.machine(),
-           "load_average_before": os.getloadavg()[0], "torch": torch.__version__,
+           "load_average_before": load, "torch": torch.__version__,
            "started": started, "config": cfg.__dict__,
            "curve": [{"epoch": h["epoch"], "test_acc_subset": h["test_acc"], "train_acc_running": h["train_acc"]}
                      for h in history]}
