@@ -1,5 +1,6 @@
 """Each chapter's claims from stored entries: paired by seed, oriented with the paper's effect, gated."""
 import numpy as np
+import pandas as pd
 import pytest
 
 from mcmia_lib import claims, report
@@ -76,3 +77,11 @@ def test_late_dips_find_a_collapse_in_the_second_half():
     dips = report.late_dips({"MNIST Baseline": [e], "ok": [Entry("j", {"seed": 0}, {"history": hist[:4], "test_acc": 0.95})]})
     assert len(dips) == 1 and dips.iloc[0]["epoch"] == 5 and dips.iloc[0]["best before (%)"] == pytest.approx(95)
     assert np.isclose(dips.iloc[0]["test accuracy then (%)"], 60)
+
+
+def test_show_whole_displays_every_row_and_the_whole_text(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda df: shown.append(repr(df)))
+    df = pd.DataFrame({"reason": ["a long reason " * 10] * 72})
+    report.show_whole(df)
+    assert "..." not in shown[0] and shown[0].count("a long reason " * 10) == 72

@@ -384,9 +384,10 @@ def late_dips(entries_by_label: dict, drop: float = 20.0) -> pd.DataFrame:
 
 
 def show_whole(df: pd.DataFrame) -> None:
-    """Display ``df`` without cutting its long text cells (a verdict's reason) to pandas' 50 characters."""
+    """Display ``df`` whole: no long text cell (a verdict's reason) cut to pandas' 50 characters, no row
+    elided past pandas' 60 (the strong-attacks chapter's attack table has 72)."""
     from IPython.display import display
-    with pd.option_context("display.max_colwidth", None):
+    with pd.option_context("display.max_colwidth", None, "display.max_rows", None):
         display(df)
 
 
