@@ -370,12 +370,20 @@ def strong_roc(panels: dict, title: str = ""):
     return fig
 
 
-def tpr_by_references(df: pd.DataFrame, title: str = ""):
+def tpr_by_references(df: pd.DataFrame, title: str = "", chance: float | None = None, col_wrap: int = 4):
     """TPR at one FPR against the number of reference models, one line per attack, a panel per subset and
-    configuration (``df``: references, tpr, attack, panel)."""
+    configuration (``df``: references, tpr, attack, panel), ``col_wrap`` panels a row; ``chance`` (the FPR,
+    in the TPR's unit) is drawn as a dotted line."""
     g = sns.relplot(df, x="references", y="tpr", hue="attack", col="panel", kind="line", marker="o",
-                    height=3.6, aspect=1.0, facet_kws={"sharey": False})
+                    col_wrap=col_wrap, height=3.0, aspect=1.2, facet_kws={"sharey": False})
     g.set(xscale="log")
+    ticks = sorted(df["references"].unique())
+    for ax in g.axes.flat:
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        if chance is not None:
+            ax.axhline(chance, color="0.4", linestyle=":", linewidth=1)
+    g.set_titles("{col_name}")
     g.set_axis_labels("reference models", df["ylabel"].iloc[0] if "ylabel" in df else "TPR")
-    g.figure.suptitle(title, y=1.03)
+    g.figure.suptitle(title + (" (dotted: chance)" if chance is not None else ""), y=1.02)
     return g.figure
