@@ -161,3 +161,27 @@ def test_a_bad_thread_count_is_one_line_before_any_work():
                          capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.strip() == (
         "mcmia: error: MCMIA_THREADS must be a whole number >= 1 (torch threads per task), got 'two'")
+
+
+def test_run_with_missing_entries_is_refused_before_any_kernel(tmp_store, monkeypatch, capsys):
+    """Issue 26: `mcmia run` at a non-smoke profile never starts hours of training inside a kernel unasked."""
+    def no_kernel(*a, **k):
+        raise AssertionError("a kernel was started")
+    monkeypatch.setattr(cli, "execute", no_kernel)
+    from mcmia_lib import engine, grid
+    engine.run(grid.plan("quickstart", cli.chapter_params("quickstart", "cpu", [("seeds", "[0]")])).missing[0])
+    assert cli.main(["run", "quickstart", "--profile", "cpu", "-p", "seeds", "[0, 1, 7]"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "2 store entries missing, estimated" in err and "core-minutes" in err
+    assert "`mcmia grid quickstart --profile cpu -p seeds '[0, 1, 7]'`" in err and "--compute" in err
+
+
+def test_run_with_compute_runs_the_grid_first_and_smoke_computes_in_the_kernel(tmp_store, monkeypatch):
+    calls = []
+    monkeypatch.setattr(cli, "execute", lambda name, profile, *a: calls.append(("execute", name, profile)))
+    monkeypatch.setattr(cli, "run_grid", lambda name, profile, *a: calls.append(("grid", name, profile)) or 0)
+    assert cli.main(["run", "quickstart", "--profile", "cpu", "--compute"]) == 0
+    assert calls == [("grid", "quickstart", "cpu"), ("execute", "quickstart", "cpu")]
+    calls.clear()
+    assert cli.main(["run", "quickstart", "--profile", "smoke"]) == 0
+    assert calls == [("execute", "quickstart", "smoke")]

@@ -59,12 +59,14 @@ def test_run_sparsity_reports_both_networks_and_the_attacks(tmp_store):
 
 
 def test_members_score_higher_on_an_overfit_network(tmp_store):
-    spec = SparsitySpec(SparseNet("dense"), TrainConfig(epochs=40, batch_size=32, lr=0.05, momentum=0.9),
-                        dataset="digits", part=200, val=50, attack=ATTACK)
+    # 50 members: an over-fit network whose loss AUC is 0.83-0.84 under every CPU kernel family (default, avx2,
+    # avx512), far from the bound; with 150 members at lr 0.05 it was 0.60-0.63 and one machine type tipped it.
+    spec = SparsitySpec(SparseNet("dense"), TrainConfig(epochs=60, batch_size=32, lr=0.02, momentum=0.9),
+                        dataset="digits", part=100, val=50, attack=ATTACK)
     e = run(spec)
-    assert e.result["target"]["train_acc"] - e.result["target"]["test_acc"] > 0.05
+    assert e.result["target"]["train_acc"] - e.result["target"]["test_acc"] > 0.1
     loss = e.result["attacks"]["loss"]
-    assert loss["auc"] > 0.6
+    assert loss["auc"] > 0.7
     member = e.arrays["member"].astype(bool)
     assert np.mean(e.arrays["score_loss"][member]) > np.mean(e.arrays["score_loss"][~member])
 

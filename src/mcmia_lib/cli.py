@@ -10,11 +10,13 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
+from . import chapters as declared  # the chapters package (its Params); `chapters()` below lists the notebooks
 from .paths import REPO_ROOT
 from .store import VERSIONS, Store
 
@@ -56,99 +58,53 @@ def notebook_parameters(name: str) -> dict:
     return {k: v["default"] for k, v in pm.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb")).items()}
 
 
-# Ranges of parameters that have one, by name (a parameter not named here is checked for its type only).
-POSITIVE_INT = re.compile(r"^(?!nn_epochs$)(epochs|batch_size|n_target|part|val|.*_epochs|.*_n_train|.*_n_val|"
-                          r".*_n_test|n_attack|curve_subset|minmax_steps)$")
-POSITIVE_FLOAT = re.compile(r"^(lr|.*_lr|delta|epsilon|rho|rho_growth|minmax_lam|l2|max_grad_norm)$")
-FRACTION = re.compile(r"^(dropout|keep|first_rate|depthwise_rate)$")
-TYPE_WORDS = {int: "a whole number (e.g. 150)", float: "a number (e.g. 0.001)", bool: "true or false",
-              str: "a word", list: "a list (e.g. [0, 1])", dict: "a mapping (e.g. {a: 1})"}
-
-
-def _kind(value):
-    return type(value) if value is None or type(value) in TYPE_WORDS else object
-
-
-def parameter_types(name: str) -> dict[str, set]:
-    """For each parameter of chapter ``name``: the types its notebook default and its profiles' values take
-    (None where one of them is None: the parameter is optional)."""
-    types: dict[str, set] = {}
-    for k, default in notebook_parameters(name).items():
-        try:
-            types.setdefault(k, set()).add(_kind(ast.literal_eval(default)))
-        except (ValueError, SyntaxError):
-            types.setdefault(k, set()).add(object)
-    for profile in PROFILES:
-        path = PARAMS / name / f"{profile}.yaml"
-        for k, v in ((yaml.safe_load(path.read_text()) or {}) if path.exists() else {}).items():
-            types.setdefault(k, set()).add(_kind(v))
-    return types
-
-
-def _describe(value) -> str:
-    return {str: "a string", int: "a whole number", float: "a number", bool: "a boolean", list: "a list",
-            dict: "a mapping", type(None): "null"}.get(type(value), type(value).__name__)
-
-
-def check_parameter(name: str, value, allowed: set) -> str | None:
-    """The problem with ``value`` for parameter ``name`` (types ``allowed``), in words; None when fine."""
-    if object in allowed:
-        return None
-    if value is None:
-        return None if type(None) in allowed else f"expected {TYPE_WORDS[_pick(allowed)]}, got null"
-    kind = type(value)
-    ok = kind in allowed or (kind is int and float in allowed)
-    if not ok:
-        return f"expected {TYPE_WORDS[_pick(allowed)]}, got {value!r} ({_describe(value)})"
-    numbers = [value] if kind in (int, float) else [v for v in value if type(v) in (int, float)] if kind is list else []
-    for v in numbers:
-        if POSITIVE_INT.match(name) and v < 1:
-            return f"must be >= 1, got {v}"
-        if POSITIVE_FLOAT.match(name) and not v > 0:
-            return f"must be > 0, got {v}"
-        if FRACTION.match(name) and not 0 <= v < 1:
-            return f"must be in [0, 1), got {v}"
-    return None
-
-
-def _pick(allowed: set):
-    return next(t for t in (list, dict, float, int, bool, str) if t in allowed)
-
-
 def resolve_params(name: str, profile: str, overrides: list[tuple[str, str]] = ()) -> dict:
-    """The profile's YAML plus ``-p`` overrides, each parsed and checked (name, type, range) before anything
-    runs; a problem raises ``UsageError`` with one line naming the parameter, what it expects and what it got."""
+    """The profile's YAML plus ``-p`` overrides, each parsed (``chapters.load_yaml``: ``1e-3`` is a number) and
+    the whole checked against the chapter's declared ``Params`` (type and range of each parameter) before
+    anything runs; a problem raises ``UsageError`` with one line naming the parameter, what it expects and what
+    it got (a long value cut to about 80 characters)."""
     if name not in chapters():
-        raise UsageError(f"no notebook {name!r}; available: {', '.join(chapters())}")
+        raise UsageError(f"no notebook {declared.show(name)}; available: {', '.join(chapters())}")
     if profile not in PROFILES:
-        raise UsageError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+        raise UsageError(f"unknown profile {declared.show(profile)}; choose one of {', '.join(PROFILES)}")
     path = PARAMS / name / f"{profile}.yaml"
     if not path.exists():
         raise UsageError(f"missing parameter file {path}")
-    params = yaml.safe_load(path.read_text()) or {}
+    where = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+    params = declared.load_yaml(path.read_text()) or {}
     valid = notebook_parameters(name)
-    types = parameter_types(name)
+    given = set()
     for k, v in overrides:
         if k == "profile":
-            raise UsageError(f"-p profile {v}: choose the profile with --profile {'|'.join(PROFILES)}, not -p")
+            raise UsageError(f"-p profile {declared.cut(v, 40)}: choose the profile with --profile "
+                             f"{'|'.join(PROFILES)}, not -p")
         try:
-            value = yaml.safe_load(v)
+            value = declared.load_yaml(v)
         except yaml.YAMLError as exc:
             problem = getattr(exc, "problem", None) or type(exc).__name__
             context = getattr(exc, "context", None)
-            raise UsageError(f"-p {k}: {v!r} is not valid YAML ({problem}{', ' + context if context else ''}); "
-                             "write lists as \"[0, 1]\" and strings as plain words") from None
-        if k in valid:
-            problem = check_parameter(k, value, types.get(k, {object}))
-            if problem:
-                raise UsageError(f"-p {k}: {problem}")
+            raise UsageError(f"-p {declared.cut(k, 40)}: {declared.show(v)} is not valid YAML "
+                             f"({problem}{', ' + context if context else ''}); write lists as \"[0, 1]\" and strings "
+                             "as plain words") from None
         params[k] = value
+        given.add(k)
     unknown = sorted(set(params) - set(valid))
     if unknown:
-        where = f"{path} or -p" if overrides else str(path)
-        raise UsageError(f"unknown parameter(s) {', '.join(unknown)} for {name} (from {where}); "
-                         f"valid names: {', '.join(sorted(valid))}")
+        source = f"{where} or -p" if overrides else str(where)
+        raise UsageError(f"unknown parameter(s) {declared.cut(', '.join(unknown))} for {name} (from "
+                         f"{source}); valid names: {', '.join(sorted(valid))}")
     params["profile"] = profile
+    defaults = {}
+    for k, v in valid.items():
+        try:
+            defaults[k] = ast.literal_eval(v)
+        except (ValueError, SyntaxError):
+            pass
+    try:
+        declared.validate(name, {**defaults, **params})
+    except declared.ParameterError as exc:
+        source = "-p " if exc.top in given else f"{where}: " if exc.top in params else "notebook default "
+        raise UsageError(f"{source}{exc}") from None
     return params
 
 
@@ -173,9 +129,15 @@ def run_grid(name: str, profile: str, overrides=(), workers: int | None = None, 
     params = chapter_params(name, profile, overrides)
     try:
         grid.check_workers(workers, address)
-    except ValueError as exc:
+        if address is not None and not dry_run:
+            grid.check_address(address)  # in seconds, before planning (Ray itself retries for ever)
+    except (ValueError, ConnectionError) as exc:
         raise UsageError(str(exc)) from None
-    p = grid.plan(name, params)
+    try:
+        p = grid.plan(name, params)
+    except KeyboardInterrupt:
+        print("mcmia: interrupted: 0 stored, 0 in flight; rerun to resume", file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
     known = len(p.missing) - p.unknown
     print(f"{name} at profile {profile}: {len(p.stored)} entries stored, {len(p.missing)} missing"
           + (f", estimated {p.seconds / 60:.1f} core-minutes" if known else "")
@@ -184,19 +146,63 @@ def run_grid(name: str, profile: str, overrides=(), workers: int | None = None, 
              f"{workers or os.cpu_count()} worker(s)" if known and address is None else ""))
     if p.pending:
         print("  later stages are named once these entries are stored")
+    if p.damaged:
+        print(f"  {len(p.damaged)} of them damaged (they do not read back): the grid moves them to "
+              f"{Store().root / '.damaged'} and computes them again")
     if dry_run:
         for spec, (seconds, how) in list(zip(p.missing, p.estimates))[:40]:
-            cost = f"{seconds / 60:6.1f} min ({how})" if seconds is not None else f"     ? ({how})"
+            cost = (f"{seconds / 60:6.1f} min ({how})" if seconds is not None and seconds >= 60 else
+                    f"{seconds:6.1f} s   ({how})" if seconds is not None else f"     ? ({how})")
             print(f"  missing {cost}  {grid.describe(spec)}")
         if len(p.missing) > 40:
             print(f"  ... and {len(p.missing) - 40} more")
         return 0
     if not p.missing and not p.pending:
         return 0
-    failures = grid.compute(name, params, workers, address)
+    try:
+        failures = grid.compute(name, params, workers, address)
+    except grid.NoCluster as exc:
+        raise UsageError(str(exc)) from None
+    except grid.Interrupted as exc:  # Ctrl-C or SIGTERM: the tasks are cancelled and Ray is shut down
+        print(f"mcmia: interrupted: {exc.stored} stored, {exc.in_flight} in flight; rerun to resume",
+              file=sys.stderr, flush=True)
+        raise SystemExit(128 + exc.signum) from None
     for spec, error in failures:
         print(f"mcmia: failed: {grid.describe(spec)}: {error}", file=sys.stderr)
     return len(failures)
+
+
+def grid_command(name: str, profile: str, overrides=()) -> str:
+    """The ``mcmia grid`` command line that computes the entries of ``mcmia run name --profile profile -p ...``."""
+    import shlex
+    return " ".join(["mcmia grid", name, "--profile", profile]
+                    + [f"-p {k} {shlex.quote(str(v))}" for k, v in overrides])
+
+
+def ensure_stored(name: str, profile: str, overrides=(), compute: bool = False) -> None:
+    """Before ``mcmia run`` starts a kernel: at a profile other than smoke, a chapter whose store entries are
+    missing is refused in one line (how many, their estimated core-minutes, the ``mcmia grid`` command that
+    computes them), so that hours of training never start unasked inside a kernel; ``compute`` runs the grid
+    first instead (Ray, with a progress bar). Smoke runs compute in the kernel."""
+    from . import grid
+    if profile == "smoke" or name not in grid.chapters():
+        return
+    params = chapter_params(name, profile, overrides)
+    p = grid.plan(name, params)
+    if not p.missing and not p.pending:
+        return
+    if compute:
+        if run_grid(name, profile, overrides):
+            raise UsageError(f"{name}: grid tasks failed (above); fix them and run again")
+        return
+    known = len(p.missing) - p.unknown
+    cost = (f"estimated {p.seconds / 60:.1f} core-minutes" if known else "no estimate") + (
+        f", {p.unknown} of them without a similar stored entry" if p.unknown and known else "")
+    later = " (and later stages once these are stored)" if p.pending else ""
+    entries = f"{len(p.missing)} store entr{'y' if len(p.missing) == 1 else 'ies'} missing"
+    raise UsageError(f"{name} at profile {profile}: {entries}{later}, {cost}; "
+                     f"compute them with `{grid_command(name, profile, overrides)}`, then run again "
+                     "(or add --compute to compute them now)")
 
 
 def source_hash(name: str, params: dict) -> str:
@@ -219,7 +225,7 @@ def execute(name: str, profile: str, overrides=(), output: Path | None = None) -
 
     params = resolve_params(name, profile, overrides)
     out = Path(output) if output else output_path(name, profile)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    check_output(out, name)
     RUNNING.mkdir(parents=True, exist_ok=True)
     tmp = RUNNING / f"{name}.{profile}.ipynb"  # outside notebooks/ and book/: a failure leaves them as they were
     os.environ["MCMIA_QUIET"] = "1"  # no progress bars inside executed chapters
@@ -245,6 +251,56 @@ def execute(name: str, profile: str, overrides=(), output: Path | None = None) -
     else:  # --output on another file system
         _copy_then_remove(tmp, out)
     return out
+
+
+def check_output(out: Path, name: str) -> None:
+    """Refuse, before anything runs, an output path the executed notebook cannot be written to: a folder, a
+    path through a file, or a place where no file can be created (its missing folders are created)."""
+    if out.is_dir():
+        raise UsageError(f"--output {out} is a folder; name a file, e.g. {out / f'{name}.ipynb'}")
+    first = next(p for p in out.parents if p.exists())
+    if not first.is_dir():
+        raise UsageError(f"cannot write the executed notebook to {out}: {first} is a file; choose another --output")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot write the executed notebook to {out} ({exc.strerror or type(exc).__name__} in "
+                         f"{first}); choose another --output") from None
+
+
+STORE_PATHS = ("MCMIA_STORE", "MCMIA_WEIGHTS", "MCMIA_DATA_DIR")  # folders the CLI and its kernels use
+
+
+def absolute_store_paths() -> None:
+    """Make the folders named by ``STORE_PATHS`` absolute against the user's working directory, once, so that
+    ``run`` (whose kernel works in notebooks/), ``grid`` (its Ray workers), ``list`` and ``clean`` all mean the
+    same folders; the kernels and workers inherit the environment."""
+    for var in STORE_PATHS:
+        if os.environ.get(var):
+            os.environ[var] = str(Path(os.environ[var]).expanduser().absolute())
+
+
+def check_store_folders() -> None:
+    """The results store and the weights folder must be folders (or not exist yet): a file there is one line."""
+    from .store import default_root
+    weights = Path(os.environ.get("MCMIA_WEIGHTS", REPO_ROOT / "data" / "weights"))  # as runner.weights_path
+    for var, path in (("MCMIA_STORE", default_root()), ("MCMIA_WEIGHTS", weights)):
+        first = next((p for p in (path, *path.parents) if p.exists()), None)
+        if first is not None and not first.is_dir():
+            what = f"{var}={path}" if os.environ.get(var) else f"the default {var} folder {path}"
+            raise UsageError(f"{what} is not a folder ({first} is a file); set {var} to a folder (created if "
+                             "missing)")
+
+
+def _library_error(exc: Exception) -> str | None:
+    """One line for an error the library raises for a missing or damaged dataset (``run`` reports it from the
+    kernel; ``grid`` meets it while planning); None for anything else."""
+    data = sys.modules.get(f"{__package__}.data")
+    if data is not None and isinstance(exc, (data.DatasetNotFoundError, data.CorruptDatasetError)):
+        return f"{type(exc).__name__}: " + " ".join(str(exc).split())
+    return None
 
 
 def _copy_then_remove(src: Path, dst: Path) -> None:
@@ -344,6 +400,9 @@ def main(argv=None) -> int:
     r.add_argument("--output", help="where to write the executed notebook (default: notebooks/ for smoke, "
                                     "book/ otherwise)")
     r.add_argument("--list", action="store_true", help="list the notebooks and their parameters")
+    r.add_argument("--compute", action="store_true",
+                   help="compute missing store entries first (as `mcmia grid` does); without it a non-smoke run "
+                        "whose entries are missing is refused with their estimated cost")
     b = sub.add_parser("book", help="execute stale chapters at the book's profile and build the HTML book")
     b.add_argument("--no-execute", action="store_true", help="build from the executed chapters as they are")
     b.add_argument("--profile", default=BOOK_PROFILE)
@@ -360,13 +419,20 @@ def main(argv=None) -> int:
     c = sub.add_parser("clean", help="remove partial entries, or one entry by key")
     c.add_argument("--key", help="delete this store entry (it is recomputed on the next run)")
     args = ap.parse_args(argv)
+    absolute_store_paths()
     try:
+        if not (args.cmd == "run" and (args.list or not args.notebook)):
+            check_store_folders()
         if args.cmd == "run":
             if args.list or not args.notebook:
                 for name in chapters():
                     print(f"{name}: {', '.join(sorted(notebook_parameters(name)))}")
                 return 0
-            execute(args.notebook, args.profile, args.param, args.output)
+            output = Path(args.output).absolute() if args.output else None
+            if output:  # before any computing (``--compute``) or executing
+                check_output(output, args.notebook)
+            ensure_stored(args.notebook, args.profile, args.param, args.compute)
+            execute(args.notebook, args.profile, args.param, output)
         elif args.cmd == "grid":
             return 1 if run_grid(args.notebook, args.profile, args.param, args.workers, args.address,
                                  args.dry_run) else 0
@@ -378,15 +444,18 @@ def main(argv=None) -> int:
             store = Store()
             if args.key:
                 print(f"removed entry {clean_key(store, args.key)}")
-            print(f"removed {store.clean_partial()} partial entries from {store.root}")
-            from .runner import weights_path
-            folder = weights_path("x").parent
-            stale = sorted(folder.glob(".*.tmp")) if folder.exists() else []  # atomic writes cut by a kill
-            for f in stale:
-                f.unlink()
-            print(f"removed {len(stale)} temporary weight and checkpoint files from {folder}")
+            print(f"removed {store.clean_partial()} partial entries from {store.root}")  # a running grid's stay
+            from .runner import clean_partial_weights
+            removed, folder = clean_partial_weights(store)  # atomic writes cut by a kill; a running grid's stay
+            print(f"removed {removed} temporary weight and checkpoint files from {folder}")
     except UsageError as exc:
         print(f"mcmia: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        line = _library_error(exc)
+        if line is None:
+            raise
+        print(f"mcmia: error: {line}", file=sys.stderr)
         return 2
     return 0
 

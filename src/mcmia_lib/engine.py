@@ -86,7 +86,8 @@ def file_lock(path: Path):
 
 
 def is_stored(spec, store: Store | None = None) -> bool:
-    return (store or Store()).has(key(spec))
+    """The entry of ``spec`` is stored and reads back (a damaged entry is not stored: ``Store.intact``)."""
+    return (store or Store()).intact(key(spec))
 
 
 def run(spec, store: Store | None = None, recompute: bool = False, device=None) -> Entry:

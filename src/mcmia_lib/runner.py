@@ -29,8 +29,8 @@ from .defenses.pruning import ADMMPruning, sparsity_report
 from .defenses.regularization import L2LastLayerHook, Regularization
 from .models import build_model, count_parameters
 from .engine import hardware, run  # noqa: F401  (re-exported: the notebooks import them from here)
-from .paths import REPO_ROOT, atomic_write_bytes
-from .store import RUN_COMPONENTS, TRAINING_COMPONENTS, spec_key
+from .paths import REPO_ROOT, atomic_write_bytes, remove_unless_locked
+from .store import RUN_COMPONENTS, TRAINING_COMPONENTS, Store, spec_key
 from .train import Hook, Phase, TrainConfig, curve_indices, predict, train
 
 
@@ -75,6 +75,19 @@ def weights_path(key: str) -> Path:
     return Path(os.environ.get("MCMIA_WEIGHTS", REPO_ROOT / "data" / "weights")) / f"{key}.pt"
 
 
+def clean_partial_weights(store: Store | None = None) -> tuple[int, Path]:
+    """Remove the temporary files of weight and checkpoint writes cut by a kill (``.<key>.pt.<random>.tmp``,
+    ``.<key>.ckpt.<random>.tmp``), sparing those of a run that holds the lock of their key: a training phase's
+    (``.locks/`` of the weights folder, ``cached_phase``) or a store entry's (``.locks/`` of ``store``: the
+    checkpoints of ``loo`` and ``inversion``). Return how many were removed and the weights folder."""
+    folder = weights_path("x").parent
+    groups: dict[str, list[Path]] = {}
+    for f in folder.glob(".*.tmp") if folder.exists() else []:
+        if f.is_file():
+            groups.setdefault(f.name[1:].split(".")[0], []).append(f)
+    return remove_unless_locked(groups, [folder / ".locks", (store or Store()).root / ".locks"]), folder
+
+
 class LeakageProbe(Hook):
     """Training hook: after each epoch, the loss attack's AUC and advantage on the evaluation set.
     Both are threshold-free, so no calibration data is used; they show leakage growing with training.
@@ -105,6 +118,15 @@ class CorruptWeightsError(RuntimeError):
     """A stored weights file does not load; the message names it and the fix."""
 
 
+def _first_words(exc: Exception, limit: int = 80) -> str:
+    """The first line of ``exc``'s message, cut at a word boundary to about ``limit`` characters with "…"."""
+    line = next((t.strip() for t in str(exc).splitlines() if t.strip()), type(exc).__name__)
+    if len(line) <= limit:
+        return line
+    cut = line[:limit].rsplit(" ", 1)[0] if " " in line[:limit] else line[:limit]
+    return cut.rstrip(" ,.;:") + "…"
+
+
 def cached_phase(key: str, model, device, fit, phase: str, past_corrupt: bool = False) -> tuple[list, float]:
     """Run ``fit(checkpoint_path) -> history`` once and cache the weights under ``key``; later calls load
     them. Each history record is tagged with ``phase``. A weights file that does not load is an error naming
@@ -124,8 +146,8 @@ def _cached_phase(path: Path, model, device, fit, phase: str, past_corrupt: bool
         except Exception as exc:
             if not past_corrupt:
                 raise CorruptWeightsError(
-                    f"weights file {path} does not load ({type(exc).__name__}: {str(exc)[:120]}); retrain it with "
-                    "run(spec, recompute=True) or delete the file") from exc
+                    f"weights file {path} does not load ({type(exc).__name__}: {_first_words(exc)}); delete it "
+                    f"(rm {path}) and run again: it is retrained (in Python: run(spec, recompute=True))") from exc
             print(f"mcmia: weights file {path} does not load; retraining it", file=sys.stderr)
     t0 = time.perf_counter()
     ckpt = path.with_suffix(".ckpt")

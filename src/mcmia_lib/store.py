@@ -2,8 +2,10 @@
 ``spec.json``, ``result.json`` (metrics, histories, provenance) and ``arrays.npz`` (per-example scores).
 
 Entries are written to a temporary folder and renamed into place (an existing entry is swapped out in one
-step), so a run killed midway leaves no half entry. The root is ``$MCMIA_STORE`` or ``data/results`` of the
-checkout.
+step), so a run killed midway leaves no half entry; folders and files get the user's umask. An entry counts
+as stored only when it reads back (``intact``: its JSON parses, its arrays pass their CRC check); a damaged
+one is moved aside to ``.damaged/`` (``move_aside``) and recomputed by the grid. The root is
+``$MCMIA_STORE`` or ``data/results`` of the checkout.
 
 A key hashes the canonical spec, the versions of the components that produce the entry, and the content
 fingerprint of each dataset the spec names (``data.fingerprint``). Two encodings keep stored keys stable as
@@ -22,12 +24,14 @@ import json
 import os
 import shutil
 import tempfile
+import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .paths import REPO_ROOT
+from .paths import REPO_ROOT, dir_mode, remove_unless_locked
 
 # Bump a component's version when a change alters its numbers: old entries then no longer match.
 VERSIONS = {"data": 1, "models": 1, "train": 2, "attacks": 2, "metrics": 1,
@@ -124,7 +128,39 @@ class Store:
         return self.root / key
 
     def has(self, key: str) -> bool:
+        """An entry folder with a result is there (it may still be damaged: ``intact``)."""
         return (self.path(key) / "result.json").exists()
+
+    def problem(self, key: str) -> str | None:
+        """Why the entry does not read back (a JSON file that does not parse, arrays that are not a zip or
+        fail its CRC check), naming the file; None when it is whole. Reads every byte, builds no array."""
+        p = self.path(key)
+        name = "spec.json"
+        try:
+            for name in ("spec.json", "result.json"):
+                json.loads((p / name).read_text())
+            name = "arrays.npz"
+            with zipfile.ZipFile(p / name) as z:
+                bad = z.testzip()
+            if bad is not None:
+                return f"arrays.npz: {bad} fails its CRC check"
+        except Exception as exc:
+            return f"{name}: {type(exc).__name__}: {str(exc)[:120]}"
+        return None
+
+    def intact(self, key: str) -> bool:
+        """The entry is stored and reads back: what counts as stored."""
+        return self.has(key) and self.problem(key) is None
+
+    def move_aside(self, key: str) -> Path:
+        """Move a (damaged) entry to ``<root>/.damaged/<key>.<time>`` and return where it went."""
+        aside = self.root / ".damaged" / f"{key}.{time.strftime('%Y%m%d-%H%M%S')}"
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        n = 1
+        while aside.exists():
+            aside, n = aside.with_name(f"{key}.{time.strftime('%Y%m%d-%H%M%S')}-{n}"), n + 1
+        os.rename(self.path(key), aside)
+        return aside
 
     def load(self, key: str) -> Entry:
         p = self.path(key)
@@ -145,6 +181,7 @@ class Store:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{key}.tmp-"))
         try:
+            os.chmod(tmp, dir_mode())  # mkdtemp makes it owner-only; the entry gets the user's umask
             (tmp / "spec.json").write_text(json.dumps(canonical(spec), indent=1, sort_keys=True))
             (tmp / "result.json").write_text(json.dumps(result, indent=1, sort_keys=True, allow_nan=True))
             buf = io.BytesIO()
@@ -178,8 +215,10 @@ class Store:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def clean_partial(self) -> int:
-        """Remove temporary folders left by killed runs; return how many."""
-        stale = [p for p in self.root.glob(".*.tmp-*") if p.is_dir()] if self.root.exists() else []
-        for p in stale:
-            shutil.rmtree(p, ignore_errors=True)
-        return len(stale)
+        """Remove temporary folders left by killed runs, sparing those of a run that holds the entry's lock
+        (``engine.file_lock`` on ``.locks/<key>``: it is still writing them); return how many."""
+        groups: dict[str, list[Path]] = {}
+        for p in self.root.glob(".*.tmp-*") if self.root.exists() else []:
+            if p.is_dir():
+                groups.setdefault(p.name[1:].split(".tmp-")[0], []).append(p)
+        return remove_unless_locked(groups, [self.root / ".locks"])

@@ -1,0 +1,14 @@
+"""MCMIA tables (notebooks/mcmia_tables.ipynb): 000's and 001's tables from the store entries of the LeNet-5 and
+CIFAR-10 chapters at the same profile; it has no parameter but the profile."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import ChapterParams, Profile, plain
+
+
+@dataclass(frozen=True)
+class Params(ChapterParams):
+    """The tables chapter's parameters: the profile whose store entries it reads."""
+
+    profile: Profile = plain()
