@@ -148,8 +148,16 @@ def test_dropout_layers_where_004_puts_them(digits):
     assert [kinds[i - 1] for i in drops[:3]] == ["ReLU"] * 3  # after each conv's activation
     assert kinds[drops[3] + 1] == "Linear" and kinds[drops[4] - 1] == "ReLU"  # before and after the first dense
     assert not any(k == "Dropout" for k in map(lambda x: type(x).__name__, lomurno(digits)))
-    with pytest.raises(ValueError, match="lenet5 has no dropout layers"):
-        models.build_model("lenet5", 10, (1, 28, 28), dropout=0.2)
+    with pytest.raises(ValueError, match="mlp has no dropout layers"):
+        models.build_model("mlp", 10, (1, 8, 8), dropout=0.2)
+    for name, shape, n in (("lenet5", (1, 28, 28), 4), ("fastnet", (3, 32, 32), 4)):  # the comparison's models
+        torch.manual_seed(0)
+        plain = models.build_model(name, 10, shape)
+        torch.manual_seed(0)
+        dropped = models.build_model(name, 10, shape, dropout=0.2)
+        assert sum(isinstance(x, torch.nn.Dropout) and x.p == 0.2 for x in dropped.modules()) == n
+        assert not any(isinstance(x, torch.nn.Dropout) for x in plain.modules())
+        assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), dropped.state_dict().values()))
 
 
 def test_a_dp_run_resumed_from_its_checkpoint_ends_where_an_uninterrupted_one_does(tmp_path, digits):

@@ -149,6 +149,13 @@ def _strong_attacks(p, store):
     yield [s for specs in strong_attack_specs(p).values() for s in specs]
 
 
+@_grid("comparison", stages=2)
+def _comparison(p, store):
+    from . import chapters
+    from .chapters import comparison
+    yield from comparison.stages(chapters.validate("comparison", p), store)
+
+
 # -- planning ------------------------------------------------------------------------------------------------
 
 def describe(spec) -> str:

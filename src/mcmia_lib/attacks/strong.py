@@ -19,16 +19,27 @@ RMIA_A = tuple(np.round(np.linspace(0, 1, 11), 1))  # offline RMIA's candidates 
 
 
 def grid_arrays(entries) -> dict:
-    """The stored arrays of one configuration's models, stacked: logits (M, n, q, c) as float64, member (M, n),
-    and the pool's canary mask and labels (n,), which all entries share."""
+    """The stored arrays of one configuration's models, stacked: logits (M, n, q, c), or φ (M, n, q) for compact
+    entries, as float64, member (M, n), and the pool's canary mask and labels (n,), which all entries share."""
     if len(entries) < 2:
         raise ValueError(f"need the entries of at least two models of one grid, got {len(entries)}")
     labels = entries[0].arrays["label"]
     if any(not np.array_equal(e.arrays["label"], labels) for e in entries):
         raise ValueError("the entries come from different pools; stack the models of one Pool")
-    return {"logits": np.stack([e.arrays["logits"] for e in entries]).astype(np.float64),
-            "member": np.stack([e.arrays["member"] for e in entries]).astype(bool),
-            "canary": entries[0].arrays["canary"].astype(bool), "label": labels.astype(np.int64)}
+    out = {"member": np.stack([e.arrays["member"] for e in entries]).astype(bool),
+           "canary": entries[0].arrays["canary"].astype(bool), "label": labels.astype(np.int64)}
+    kind = "phi" if "phi" in entries[0].arrays else "logits"  # ``compact`` entries keep φ alone (loo.PoolModelSpec)
+    out[kind] = np.stack([e.arrays[kind] for e in entries]).astype(np.float64)
+    return out
+
+
+def statistics(g: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(φ (M, n, q), p_y averaged over queries (M, n)) of a grid: from its stored φ (p_y = sigmoid φ, since φ =
+    log p_y − log(1 − p_y)) or from its logits."""
+    if "phi" in g:
+        phi = np.asarray(g["phi"], dtype=np.float64)
+        return phi, (1 / (1 + np.exp(-phi))).mean(-1)
+    return logit_confidence(g["logits"], g["label"]), _true_prob(g["logits"], g["label"])
 
 
 def _true_prob(logits, labels) -> np.ndarray:
@@ -71,7 +82,7 @@ def choose_rmia_a(g: dict, refs: np.ndarray, seed: int = 0, probs: np.ndarray | 
     as many IN as OUT per example, ``reference_use``) has the highest AUC; the target is never looked at.
     ``probs``: the models' true-label probabilities (M, n), when already computed."""
     pseudo, others = refs[0], refs[1:]
-    probs = _true_prob(g["logits"], g["label"]) if probs is None else probs
+    probs = statistics(g)[1] if probs is None else probs
     population = np.flatnonzero(~g["member"][pseudo])
     use = reference_use(g["member"][others], np.random.default_rng([seed, 7]))
     auc = [metrics.roc_auc(g["member"][pseudo], rmia_scores(probs[pseudo], probs[others], g["member"][others],
@@ -96,8 +107,7 @@ def attack_scores(g: dict, attacks=ATTACKS, n_refs: int | None = None, seed: int
     r = g if references is None else references
     if not (np.array_equal(r["member"], g["member"]) and np.array_equal(r["label"], g["label"])):
         raise ValueError("the reference grid has other membership masks or labels: build both from one Pool")
-    probs, ref_probs = _true_prob(g["logits"], g["label"]), _true_prob(r["logits"], r["label"])
-    phi, ref_phi = logit_confidence(g["logits"], g["label"]), logit_confidence(r["logits"], r["label"])  # (M, n, q)
+    (phi, probs), (ref_phi, ref_probs) = statistics(g), statistics(r)  # (M, n, q), (M, n)
     out = {a: np.full(g["member"].shape, np.nan) for a in attacks}
     for t in range(m_models):
         refs = np.delete(np.arange(m_models), t)

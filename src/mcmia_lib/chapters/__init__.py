@@ -27,7 +27,7 @@ from typing import Any, Iterator, Literal
 
 import yaml
 
-NAMES = ("dp_regularization", "mcmia_cifar10", "mcmia_lenet5", "mcmia_tables", "mnist_lenet5_baseline",
+NAMES = ("comparison", "dp_regularization", "mcmia_cifar10", "mcmia_lenet5", "mcmia_tables", "mnist_lenet5_baseline",
          "quickstart", "sparsity", "strong_attacks")
 Profile = Literal["smoke", "cpu", "paper"]
 # The library's names (data.DATASETS, models.MODELS, train.OPTIMIZERS; tests/test_params.py checks them), kept

@@ -13,7 +13,7 @@ from .fastnet import fastnet, fastnet_gn
 MODELS = {"lenet5": lenet5, "mlp": mlp, "cifar_cnn": cifar_cnn, "vgg16": vgg16,
           "mobilenetv2": mobilenetv2, "resnet18": resnet18, "resnet20": resnet20, "lomurno_cnn": lomurno_cnn,
           "fastnet": fastnet, "fastnet_gn": fastnet_gn}
-WITH_DROPOUT = ("lomurno_cnn",)
+WITH_DROPOUT = ("lomurno_cnn", "lenet5", "fastnet", "fastnet_gn")
 
 
 def build_model(name: str, num_classes: int, in_shape: tuple, width: float = 1.0,

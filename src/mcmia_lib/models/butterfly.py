@@ -111,11 +111,11 @@ class ButterflyConv2d(nn.Module):
 
 
 def butterfly_segments(model: nn.Module, segments: int, n_factors: int) -> nn.Module:
-    """Replace every 3x3 convolution of the last ``segments`` segments of a ResNet (its ``stages``: 002's
-    footnote 3) by a ``ButterflyConv2d`` with ``n_factors`` factors, in place; returns the model."""
+    """Replace every 3x3 convolution of the last ``segments`` segments of a ResNet or fastnet (its ``stages``:
+    002's footnote 3) by a ``ButterflyConv2d`` with ``n_factors`` factors, in place; returns the model."""
     stages = getattr(model, "stages", None)
     if stages is None:
-        raise ValueError(f"{type(model).__name__} has no `stages`; butterfly segments apply to the ResNets")
+        raise ValueError(f"{type(model).__name__} has no `stages`; butterfly segments apply to the ResNets and fastnet")
     if not 1 <= segments <= len(stages):
         raise ValueError(f"segments must be in [1, {len(stages)}], got {segments}")
     for stage in list(stages)[len(stages) - segments:]:

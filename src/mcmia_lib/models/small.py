@@ -7,18 +7,21 @@ from torch import nn
 from .width import scaled
 
 
-def lenet5(num_classes=10, in_shape=(1, 28, 28), width=1.0) -> nn.Sequential:
+def lenet5(num_classes=10, in_shape=(1, 28, 28), width=1.0, dropout=0.0) -> nn.Sequential:
     """LeNet-5 (LeCun et al. 1998) with ReLU and average pooling; 61,706 parameters on 28x28 MNIST
-    (conv 5x5 with padding 2, so 28x28 inputs reach the classic 16x5x5 feature map)."""
+    (conv 5x5 with padding 2, so 28x28 inputs reach the classic 16x5x5 feature map). ``dropout`` > 0 puts dropout
+    after each pooling and each hidden dense layer (004's regularizer, Sec. 4)."""
     c, h, w = in_shape
     c1, c2, f1, f2 = scaled(6, width), scaled(16, width), scaled(120, width), scaled(84, width)
     pad = 2 if h == 28 else 0
     hh, ww = (h + 2 * pad - 4) // 2, (w + 2 * pad - 4) // 2
     hh, ww = (hh - 4) // 2, (ww - 4) // 2
+    drop = (lambda: [nn.Dropout(dropout)]) if dropout else (lambda: [])
     return nn.Sequential(
-        nn.Conv2d(c, c1, 5, padding=pad), nn.ReLU(), nn.AvgPool2d(2),
-        nn.Conv2d(c1, c2, 5), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
-        nn.Linear(c2 * hh * ww, f1), nn.ReLU(), nn.Linear(f1, f2), nn.ReLU(), nn.Linear(f2, num_classes))
+        nn.Conv2d(c, c1, 5, padding=pad), nn.ReLU(), nn.AvgPool2d(2), *drop(),
+        nn.Conv2d(c1, c2, 5), nn.ReLU(), nn.AvgPool2d(2), *drop(), nn.Flatten(),
+        nn.Linear(c2 * hh * ww, f1), nn.ReLU(), *drop(), nn.Linear(f1, f2), nn.ReLU(), *drop(),
+        nn.Linear(f2, num_classes))
 
 
 def cifar_cnn(num_classes=10, in_shape=(3, 32, 32), width=1.0) -> nn.Sequential:

@@ -1,0 +1,333 @@
+"""Which defense works? (notebooks/comparison.ipynb; issue 29): every defense of the seed papers as a
+configuration of one leave-one-out grid per data set (same pool, canaries and membership masks), attacked by
+LiRA and RMIA, against the undefended model trained for fewer epochs (early stopping) at the same accuracy.
+
+The grid (``stages``) comes in two stages. The first holds what later choices read: the undefended model 0
+and, on model 0 of the pool, every candidate setting of Min-Max (λ, inner steps) and of DP-SGD (per ε: batch
+size, learning rate, epochs), each judged on the validation half of the out-of-pool images
+(``loo.outside_pool``), never on the test set or the attacked pool. The second stage names every configuration's
+models with the chosen settings. Budgets are matched: no configuration trains more epochs over its members than
+the undefended one (ADMM's pretraining + ADMM + retraining, IMP's rounds all counted); DP-SGD's epochs are tuned.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Iterator, Literal
+
+from . import (MAX_EPOCHS, ChapterParams, Model, Profile, batch, count, epoch_count, fraction, number, one_seed,
+               plain, width_factor, word)
+
+ComparisonDataset = Literal["cifar10", "fashion_mnist", "mnist", "digits"]
+CHANCE_GAIN = -math.log(4)  # Min-Max's inner gain G of an inference model at chance (001 Eq. 11)
+
+
+@dataclass(frozen=True)
+class Regime:
+    """One data set's grid: the pool, the undefended recipe (the fast recipe without label smoothing) and each
+    defense's settings."""
+
+    model: Model = word()  # the undefended architecture; DP-SGD uses its GroupNorm twin where it has BatchNorm
+    width: float = width_factor()
+    n_pool: int = count(2, 60000, "the training images of the data set")
+    n_canary: int = count(0, 60000, "the pool")  # mislabeled canaries in the pool (Aerni et al. 2024)
+    n_models: int = count(2, 1024, "1,024 models")  # undefended models: even; the unaware attacker's references
+    n_defended: int = count(2, 1024, "1,024 models")  # models per defended configuration: the first block
+    epochs: int = epoch_count()  # E: the undefended budget, epochs over the members
+    batch_size: int = batch()
+    lr: float = number(gt=0)  # peak of the one-cycle schedule (SGD, Nesterov momentum 0.9)
+    weight_decay: float = number(min=0, max=1)
+    augment: bool = plain()  # random flips and 2-pixel crops
+    bf16: bool = plain()  # bfloat16 autocast (never with DP-SGD)
+    flip_query: bool = plain()  # store the flipped image's output as a second query
+    holdout: int = count(2, 10000, "the test images")  # test images whose outputs are stored: RMIA's population
+    early_epochs: list[int] = count(1, MAX_EPOCHS, distinct=True)  # early stopping: short full schedules
+    l2: float = number(gt=0)  # 004's L2 on the prediction layer
+    dropout: float = fraction(gt=0)  # 004's dropout rate
+    compressions: list[float] = number(min=1, max=1000)  # ADMM pruning's compression ratios (000/001)
+    first_rate: float = fraction()  # ADMM's pruning rate of the first layer (001 App. E)
+    admm_epochs: int = epoch_count()
+    retrain_epochs: int = epoch_count()
+    rho: float = number(gt=0)
+    rho_growth: float = number(min=1, max=10)
+    minmax_lams: list[float] = number(gt=0, nonempty=True)  # Min-Max candidates: λ ...
+    minmax_steps: list[int] = count(1, 100, "100 inner steps", nonempty=True, distinct=True)  # ... × inner steps
+    minmax_attack_lr: float = number(gt=0)
+    imp_prunings: int = count(1, 20)  # IMP rounds after the dense one, each of E / (prunings + 1) epochs
+    imp_keep: float = fraction(gt=0)  # weights kept per round (002: 0.8)
+    butterfly: list[list[int]] = count(1, 16)  # (S, L) pairs: segments and factors (002)
+    dp_epsilons: list[float] = number(gt=0, max=1000, nonempty=True)
+    dp_batch_sizes: list[int] = count(1, 65536, nonempty=True, distinct=True)  # DP-SGD candidates: batch ...
+    dp_lrs: list[float] = number(gt=0, nonempty=True)  # ... × learning rate ...
+    dp_epochs: list[int] = count(1, MAX_EPOCHS, nonempty=True, distinct=True)  # ... × epochs
+    dp_max_grad_norms: list[float] = number(gt=0, nonempty=True)  # ... × clipping norm
+
+
+@dataclass(frozen=True)
+class Params(ChapterParams):
+    """The comparison chapter's parameters."""
+
+    profile: Profile = plain()
+    datasets: list[ComparisonDataset] = word(nonempty=True, distinct=True)
+    regimes: dict[ComparisonDataset, Regime] = plain()
+    pool_seed: int = one_seed()
+    delta: float = fraction(gt=0)
+    max_accuracy_drop: float = fraction(gt=0)  # Min-Max: validation accuracy it may cost
+    min_gain_excess: float = number(gt=0, max=1.4)  # Min-Max: inner gain above chance it must keep
+    curve_subset: int = count(2, 10000, "the validation images")
+    n_boot: int = count(2, 100_000)
+
+    @classmethod
+    def relations(cls, p):
+        for d in p.datasets:
+            if d not in p.regimes:
+                yield "regimes", f"has no entry for data set {d} (of datasets)"
+                continue
+            r = p.regimes[d]
+            if r.n_canary > r.n_pool:
+                yield f"regimes.{d}.n_canary", f"must be <= n_pool ({r.n_pool}), got {r.n_canary}"
+            if r.n_defended % 2 or r.n_models % r.n_defended:
+                yield f"regimes.{d}.n_defended", (f"must be even and divide n_models ({r.n_models}) (each example a "
+                                                  f"member of exactly half of the block), got {r.n_defended}")
+            budget = r.epochs - r.admm_epochs - r.retrain_epochs
+            if budget < 1:
+                yield f"regimes.{d}.admm_epochs", (f"ADMM's phases ({r.admm_epochs} + {r.retrain_epochs} epochs) "
+                                                   f"leave no pretraining within the budget of {r.epochs} epochs")
+            if r.epochs // (r.imp_prunings + 1) < 1:
+                yield f"regimes.{d}.imp_prunings", f"{r.imp_prunings + 1} rounds do not fit in {r.epochs} epochs"
+            if any(len(b) != 2 for b in r.butterfly):
+                yield f"regimes.{d}.butterfly", f"each item is [segments, factors], got {r.butterfly}"
+            if any(e > r.epochs for e in r.early_epochs):
+                yield f"regimes.{d}.early_epochs", f"each must be <= epochs ({r.epochs}), got {r.early_epochs}"
+
+
+# ---------------------------------------------------------------------------------------------- configurations
+
+def _train(r: Regime, epochs: int | None = None, curve_subset: int | None = None):
+    """The undefended recipe: SGD with Nesterov momentum, a one-cycle schedule, decay on weights only, no label
+    smoothing (it works against fitting canaries), flip + crop where ``augment``."""
+    from ..train import TrainConfig
+    return TrainConfig(epochs=epochs or r.epochs, batch_size=r.batch_size, lr=r.lr, optimizer="sgd", momentum=0.9,
+                       nesterov=True, schedule="onecycle", warmup=0.2, weight_decay=r.weight_decay,
+                       decay_weights_only=True if r.weight_decay else None, flip=r.augment,
+                       crop_pad=2 if r.augment else 0, channels_last=True, curve_subset=curve_subset,
+                       bf16=r.bf16 or None)
+
+
+def pool(p: Params, dataset: str):
+    from ..loo import Pool
+    r = p.regimes[dataset]
+    return Pool(dataset, r.n_pool, r.n_canary, r.n_models, p.pool_seed, block=r.n_defended)
+
+
+def _spec(p: Params, dataset: str, index: int, **kw):
+    from ..loo import PoolModelSpec
+    r = p.regimes[dataset]
+    return PoolModelSpec(pool(p, dataset), kw.pop("model", r.model), kw.pop("train", _train(r, None, p.curve_subset)),
+                         index, width=r.width, flip_query=r.flip_query, holdout=r.holdout, compact=True, **kw)
+
+
+def dp_model(model: str) -> str:
+    """DP-SGD's architecture: the GroupNorm twin of a BatchNorm network (per-example gradients)."""
+    return {"fastnet": "fastnet_gn"}.get(model, model)
+
+
+def minmax_candidates(p: Params, dataset: str) -> dict[tuple[float, int], object]:
+    """Model 0 with each candidate (λ, inner steps) of Min-Max."""
+    from ..defenses.minmax import MinMax
+    r = p.regimes[dataset]
+    return {(lam, k): _spec(p, dataset, 0, minmax=MinMax(lam, k, r.minmax_attack_lr))
+            for lam in r.minmax_lams for k in r.minmax_steps}
+
+
+def dp_candidates(p: Params, dataset: str, epsilon: float) -> dict[tuple[int, float, int, float], object]:
+    """Model 0 with each candidate (batch size, learning rate, epochs, clipping norm) of DP-SGD at ``epsilon``:
+    SGD with momentum 0.9 and a cosine schedule, no weight decay, no augmentation (one sample per example and
+    step), large batches (Tramèr & Boneh 2021; De et al. 2022)."""
+    from ..defenses.dp import DPSGD
+    from ..train import TrainConfig
+    r = p.regimes[dataset]
+    return {(b, lr, e, c): _spec(p, dataset, 0, model=dp_model(r.model),
+                                 dp=DPSGD(target_epsilon=float(epsilon), delta=p.delta, max_grad_norm=c),
+                                 train=TrainConfig(epochs=e, batch_size=b, lr=lr, optimizer="sgd", momentum=0.9,
+                                                   schedule="cosine", channels_last=True, curve_subset=p.curve_subset))
+            for b in r.dp_batch_sizes for lr in r.dp_lrs for e in r.dp_epochs for c in r.dp_max_grad_norms}
+
+
+def choose_minmax(rows: list[dict], baseline_val: float, max_drop: float, min_excess: float) -> dict:
+    """Min-Max's setting from its candidates' model-0 rows (``lam``, ``steps``, ``val_acc``, ``gain``: the inner
+    gain G averaged over the second half of training): among candidates whose inner adversary keeps G at least
+    ``min_excess`` above chance (an adversary at chance regularizes nothing) and whose validation accuracy is
+    within ``max_drop`` of the undefended model's, the largest λ (the strongest regularization), ties to the
+    larger gain. None qualifies: the candidate with the largest gain excess, marked ``qualified: False``."""
+    ok = [r for r in rows if r["gain"] - CHANCE_GAIN >= min_excess and baseline_val - r["val_acc"] <= max_drop]
+    if ok:
+        return {**max(ok, key=lambda r: (r["lam"], r["gain"])), "qualified": True}
+    return {**max(rows, key=lambda r: r["gain"]), "qualified": False}
+
+
+def choose_dp(rows: list[dict]) -> dict:
+    """DP-SGD's setting at one ε: the candidate of highest validation accuracy (model 0's)."""
+    return max(rows, key=lambda r: (r["val_acc"], -r["epochs"]))
+
+
+def _second_half_gain(history: list[dict]) -> float:
+    gains = [h["minmax_gain"] for h in history if "minmax_gain" in h]
+    return sum(gains[len(gains) // 2:]) / max(len(gains) - len(gains) // 2, 1)
+
+
+def tuning(p: Params, dataset: str, store=None) -> dict:
+    """The stored tuning rows and choices of one data set: ``{"minmax": (rows, choice), "dp": {ε: (rows,
+    choice)}}``; a choice is None while a candidate is missing."""
+    from .. import engine
+    from ..store import Store
+    store = store or Store()
+
+    def loaded(spec):
+        return store.load(engine.key(spec)).result if engine.is_stored(spec, store) else None
+    r = p.regimes[dataset]
+    base = loaded(_spec(p, dataset, 0))
+    mm = []
+    for (lam, k), spec in minmax_candidates(p, dataset).items():
+        res = loaded(spec)
+        mm.append(None if res is None else {"lam": lam, "steps": k, "val_acc": res["val_acc"],
+                                            "test_acc": res["test_acc"], "gain": _second_half_gain(res["history"])})
+    out = {"minmax": (mm, None if base is None or None in mm else
+                      choose_minmax(mm, base["val_acc"], p.max_accuracy_drop, p.min_gain_excess)), "dp": {}}
+    for eps in r.dp_epsilons:
+        rows = []
+        for (b, lr, e, c), spec in dp_candidates(p, dataset, eps).items():
+            res = loaded(spec)
+            rows.append(None if res is None else {"batch_size": b, "lr": lr, "epochs": e, "max_grad_norm": c,
+                                                  "val_acc": res["val_acc"], "test_acc": res["test_acc"],
+                                                  "epsilon": res["dp"]["epsilon"]})
+        out["dp"][eps] = (rows, None if None in rows else choose_dp(rows))
+    return out
+
+
+def configurations(p: Params, dataset: str, store=None) -> dict[str, list]:
+    """Every configuration's models, by name, in the order the chapter shows them (the tuned ones once their
+    tuning is stored)."""
+    from ..defenses.imp import IMP
+    from ..defenses.pruning import ADMMPruning, rates_for_compression
+    from ..defenses.regularization import Regularization
+    from ..data import load_dataset
+    from ..models import build_model
+    r = p.regimes[dataset]
+    block = range(r.n_defended)
+    out = {"Undefended": [_spec(p, dataset, i) for i in range(r.n_models)]}
+    for e in r.early_epochs:
+        out[f"Early stopping ({e} epochs)"] = [_spec(p, dataset, i, train=_train(r, e, p.curve_subset)) for i in block]
+    out["L2"] = [_spec(p, dataset, i, regularization=Regularization(l2_last=r.l2)) for i in block]
+    out["Dropout"] = [_spec(p, dataset, i, regularization=Regularization(dropout=r.dropout)) for i in block]
+    ds = load_dataset(dataset)
+    net = build_model(r.model, ds.num_classes, ds.shape, r.width)
+    pretrain = _train(r, r.epochs - r.admm_epochs - r.retrain_epochs, p.curve_subset)
+    pruning = {c: ADMMPruning(rates_for_compression(net, c, r.first_rate), r.admm_epochs, r.retrain_epochs, r.rho,
+                              r.rho_growth)
+               for c in r.compressions}
+    for c, admm in pruning.items():
+        out[f"ADMM pruning ({c:g}x)"] = [_spec(p, dataset, i, train=pretrain, pruning=admm) for i in block]
+    rounds = _train(r, r.epochs // (r.imp_prunings + 1), p.curve_subset)
+    out[f"IMP ({r.imp_prunings} rounds)"] = [_spec(p, dataset, i, train=rounds, imp=IMP(r.imp_prunings, r.imp_keep))
+                                            for i in block]
+    for s, l in r.butterfly:
+        out[f"Butterfly (S={s}, L={l})"] = [_spec(p, dataset, i, butterfly=(s, l)) for i in block]
+    t = tuning(p, dataset, store)
+    mm = t["minmax"][1]
+    if mm is not None:
+        from ..defenses.minmax import MinMax
+        chosen = MinMax(mm["lam"], mm["steps"], r.minmax_attack_lr)
+        out["Min-Max"] = [_spec(p, dataset, i, minmax=chosen) for i in block]
+        c = max(pruning)  # 000's combined defense at the stronger compression
+        out[f"ADMM pruning ({c:g}x) + Min-Max"] = [_spec(p, dataset, i, train=pretrain, pruning=pruning[c],
+                                                         minmax=chosen) for i in block]
+    for eps, (_, choice) in t["dp"].items():
+        if choice is not None:
+            spec0 = dp_candidates(p, dataset, eps)[(choice["batch_size"], choice["lr"], choice["epochs"],
+                                                    choice["max_grad_norm"])]
+            out[f"DP-SGD (ε={eps:g})"] = [replace(spec0, index=i) for i in block]
+    return out
+
+
+def stages(p: Params, store=None) -> Iterator[list]:
+    """The grid: first the tuning runs (and each pool's undefended model 0), then every configuration."""
+    first = []
+    for d in p.datasets:
+        first += [_spec(p, d, 0), *minmax_candidates(p, d).values()]
+        for eps in p.regimes[d].dp_epsilons:
+            first += list(dp_candidates(p, d, eps).values())
+    yield first
+    seen, rest = set(), []
+    for d in p.datasets:
+        for specs in configurations(p, d, store).values():
+            for s in specs:
+                if s not in seen:
+                    seen.add(s)
+                    rest.append(s)
+    yield rest
+
+
+# ---------------------------------------------------------------------------------------------- what the chapter shows
+
+def _stored(spec, store):
+    from .. import engine
+    return store.load(engine.key(spec)).result if engine.is_stored(spec, store) else None
+
+
+def _core_minutes(result: dict) -> float:
+    return result["provenance"]["seconds"] / 60
+
+
+def regime(p: Params, store=None):
+    """The regime each data set's undefended models are in (DESIGN.md, "Regime"): per stored undefended model,
+    test and validation accuracy, the fraction of its clean members and of its member canaries it classifies
+    as labelled, and its training cost."""
+    import pandas as pd
+    from ..store import Store
+    store = store or Store()
+    rows = []
+    for d in p.datasets:
+        r = p.regimes[d]
+        for spec in configurations(p, d, store)["Undefended"]:
+            res = _stored(spec, store)
+            if res is not None:
+                rows.append({"data set": d, "model": f"{r.model} × {r.width:g}", "index": spec.index,
+                             "epochs": res["epochs"], "test accuracy": res["test_acc"], "validation accuracy":
+                             res["val_acc"], "clean members fitted": res["clean_train_acc"],
+                             "member canaries fitted": res["canary_train_acc"],
+                             "core-minutes": _core_minutes(res)})
+    return pd.DataFrame(rows)
+
+
+def tuning_tables(p: Params, store=None):
+    """(Min-Max candidates, DP-SGD candidates) on model 0 of each pool, with the chosen rows marked."""
+    import pandas as pd
+    mm, dp = [], []
+    for d in p.datasets:
+        t = tuning(p, d, store)
+        rows, choice = t["minmax"]
+        for row in rows:
+            if row is not None:
+                chosen = choice is not None and (row["lam"], row["steps"]) == (choice["lam"], choice["steps"])
+                mm.append({"data set": d, **row, "gain above chance": row["gain"] - CHANCE_GAIN, "chosen": chosen,
+                           "meets the rule": chosen and choice["qualified"] if chosen else None})
+        for eps, (rows, choice) in t["dp"].items():
+            for row in rows:
+                if row is not None:
+                    dp.append({"data set": d, "target ε": eps, **row, "chosen": choice is not None and row == choice})
+    return pd.DataFrame(mm), pd.DataFrame(dp)
+
+
+def grid_status(p: Params, store=None):
+    """Per data set and configuration: models stored of those named, and the core-minutes they took."""
+    import pandas as pd
+    from ..store import Store
+    store = store or Store()
+    rows = []
+    for d in p.datasets:
+        for name, specs in configurations(p, d, store).items():
+            done = [res for res in (_stored(s, store) for s in specs) if res is not None]
+            rows.append({"data set": d, "configuration": name, "models": len(specs), "stored": len(done),
+                         "core-minutes": sum(_core_minutes(res) for res in done)})
+    return pd.DataFrame(rows)

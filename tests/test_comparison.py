@@ -1,0 +1,69 @@
+"""The comparison's grid (issue 29): its configurations, budgets and tuning rules."""
+import math
+
+import pytest
+import yaml
+
+from mcmia_lib import chapters, engine
+from mcmia_lib.chapters import comparison
+from mcmia_lib.paths import REPO_ROOT
+
+
+def _params(profile):
+    values = yaml.safe_load((REPO_ROOT / "params" / "comparison" / f"{profile}.yaml").read_text())
+    return chapters.validate("comparison", {**values, "profile": profile})
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu"])
+def test_no_configuration_trains_more_epochs_than_the_undefended_one(profile, tmp_store):
+    p = _params(profile)
+    for d in p.datasets:
+        r = p.regimes[d]
+        configs = comparison.configurations(p, d, tmp_store)
+        assert len(configs["Undefended"]) == r.n_models
+        for name, specs in configs.items():
+            assert all(s.compact and s.pool == configs["Undefended"][0].pool for s in specs), name
+            assert all(s.epochs <= r.epochs for s in specs if s.dp is None), name
+            if name != "Undefended":
+                assert [s.index for s in specs] == list(range(r.n_defended)), name
+
+
+def test_tuned_configurations_appear_once_their_candidates_are_stored(tmp_store, monkeypatch):
+    p = _params("smoke")
+    stage1 = next(comparison.stages(p, tmp_store))
+    assert {s.index for s in stage1} == {0}
+    assert not any(k.startswith(("Min-Max", "DP-SGD")) for k in comparison.configurations(p, "digits", tmp_store))
+    rows = {"val_acc": 0.8, "test_acc": 0.8, "history": [{"minmax_gain": -1.2}] * 4, "dp": {"epsilon": 7.9}}
+    monkeypatch.setattr(engine, "is_stored", lambda spec, store=None: True)
+    monkeypatch.setattr(type(tmp_store), "load", lambda self, key: type("E", (), {"result": rows})())
+    names = list(comparison.configurations(p, "digits", tmp_store))
+    assert "Min-Max" in names and any(n.startswith("DP-SGD") for n in names) and names[0] == "Undefended"
+
+
+def test_minmax_rule_wants_an_adversary_above_chance_and_the_largest_lambda_within_the_accuracy_drop():
+    chance = -math.log(4)
+    rows = [{"lam": 1.0, "steps": 1, "val_acc": 0.78, "gain": chance + 0.01},   # adversary at chance
+            {"lam": 1.0, "steps": 3, "val_acc": 0.77, "gain": chance + 0.20},
+            {"lam": 3.0, "steps": 3, "val_acc": 0.70, "gain": chance + 0.10},   # costs 9 points
+            {"lam": 3.0, "steps": 1, "val_acc": 0.75, "gain": chance + 0.06}]
+    pick = comparison.choose_minmax(rows, baseline_val=0.79, max_drop=0.05, min_excess=0.05)
+    assert (pick["lam"], pick["steps"], pick["qualified"]) == (3.0, 1, True)
+    pick = comparison.choose_minmax(rows, baseline_val=0.79, max_drop=0.025, min_excess=0.05)
+    assert (pick["lam"], pick["steps"], pick["qualified"]) == (1.0, 3, True)
+    none = comparison.choose_minmax(rows[:1], baseline_val=0.79, max_drop=0.05, min_excess=0.05)
+    assert none["qualified"] is False
+
+
+def test_dp_rule_takes_the_best_validation_accuracy():
+    rows = [{"epochs": 10, "val_acc": 0.55}, {"epochs": 20, "val_acc": 0.61}, {"epochs": 30, "val_acc": 0.61}]
+    assert comparison.choose_dp(rows)["epochs"] == 20  # a tie goes to the cheaper candidate
+
+
+def test_a_regime_that_breaks_the_budget_is_refused_in_one_line():
+    values = yaml.safe_load((REPO_ROOT / "params" / "comparison" / "smoke.yaml").read_text())
+    values["regimes"]["digits"]["admm_epochs"] = 4
+    with pytest.raises(chapters.ParameterError, match="leave no pretraining within the budget of 4 epochs"):
+        chapters.validate("comparison", {**values, "profile": "smoke"})
+    values["regimes"]["digits"].update(admm_epochs=1, n_defended=3)
+    with pytest.raises(chapters.ParameterError, match="n_defended: must be even"):
+        chapters.validate("comparison", {**values, "profile": "smoke"})
