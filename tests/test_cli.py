@@ -120,6 +120,9 @@ def test_clean_accepts_only_existing_well_formed_keys(tmp_path):
         cli.clean_key(store, "fedcba9876543210")
     assert cli.clean_key(store, "0123456789abcdef") == store.path("0123456789abcdef")
     assert store.keys() == [] and (tmp_path / "outside").exists()
+    for prefix in ("loo-", "inv-", "sp-", "val-"):  # every registered kind's keys (loo- was refused before)
+        store.save(prefix + "0123456789abcdef", {"a": 1}, {"r": 1}, {"x": np.zeros(1)})
+        assert cli.clean_key(store, prefix + "0123456789abcdef") == store.path(prefix + "0123456789abcdef")
 
 
 def test_one_torch_thread_unless_mcmia_threads_says_otherwise(monkeypatch):

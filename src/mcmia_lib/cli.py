@@ -7,7 +7,6 @@ import ast
 import hashlib
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,6 @@ class UsageError(Exception):
 
 
 RUNNING = REPO_ROOT / "_build" / "running"  # chapters being executed (git-ignored); a failed one stays here
-KEY = re.compile(r"^(inv-|sp-|val-)?[0-9a-f]{16}$")
 
 
 def chapters() -> list[str]:
@@ -312,9 +310,11 @@ def _copy_then_remove(src: Path, dst: Path) -> None:
 
 def clean_key(store: Store, key: str) -> Path:
     """Delete one well-formed entry directly under the store root; refuse anything else."""
-    if not KEY.match(key):
-        raise UsageError(f"--key {key!r} is not a store key (16 hex digits, optionally after inv- or sp-; "
-                         "`mcmia list` shows them)")
+    from . import engine
+    if not engine.is_key(key):
+        prefixes = ", ".join(p for p in engine.prefixes() if p)
+        raise UsageError(f"--key {declared.show(key)} is not a store key (16 hex digits, optionally after one of "
+                         f"{prefixes}; `mcmia list` shows them)")
     path = store.path(key)
     if not (path.is_dir() and path.parent.resolve() == store.root.resolve()):
         raise UsageError(f"no such entry in {store.root}: {key}")
@@ -366,26 +366,25 @@ def build_book(execute_stale: bool = True, profile: str = BOOK_PROFILE) -> Path:
 
 
 def list_store(store: Store) -> None:
+    """One row per entry, whatever its kind (``engine.kinds``): its kind, what it is (``grid.describe``), its
+    test accuracy and when it was finished; a damaged entry is listed with its problem, not fatal."""
     import pandas as pd
+    from .grid import describe
     rows = []
     for key in store.keys():
-        try:
-            e = store.load(key)
-        except Exception as exc:  # a corrupt entry is listed, not fatal
-            rows.append({"key": key, "status": f"corrupt: {exc}"})
+        problem = store.problem(key)
+        if problem:
+            rows.append({"key": key, "kind": "damaged", "entry": problem})
             continue
-        s, r = e.spec, e.result
-        nn = r.get("attacks", {}).get("nn", {})
-        defense = "+".join(d for d in ("pruning", "minmax") if d in s) or "none"
-        rows.append({"key": key, "dataset": s.get("dataset"), "model": s.get("model"), "seed": s.get("seed"),
-                     "epochs": s.get("train", {}).get("epochs"), "defense": defense,
-                     "nn_init": s.get("nn_attack", {}).get("init", "-"), "test_acc": round(r.get("test_acc", float("nan")), 4),
-                     "nn_acc": round(nn.get("accuracy", float("nan")), 4),
-                     "finished": r.get("provenance", {}).get("finished")})
+        spec = json.loads((store.path(key) / "spec.json").read_text())
+        result = json.loads((store.path(key) / "result.json").read_text())
+        rows.append({"key": key, "kind": spec.get("__type__"), "entry": describe(spec),
+                     "test_acc": round(result.get("test_acc", float("nan")), 4),
+                     "finished": result.get("provenance", {}).get("finished")})
     if not rows:
         print(f"store {store.root} is empty")
         return
-    with pd.option_context("display.width", 200, "display.max_rows", None):
+    with pd.option_context("display.width", 200, "display.max_rows", None, "display.max_colwidth", 80):
         print(pd.DataFrame(rows).to_string(index=False))
 
 

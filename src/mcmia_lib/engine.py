@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib
 import os
 import platform
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,15 @@ class Kind:
 
 
 _KINDS: dict[type, Kind] = {}
+KIND_MODULES = ("runner", "loo", "sparsity", "inversion")  # the modules that register kinds of entries
+
+
+def kinds() -> dict[type, Kind]:
+    """Every kind of entry, by spec type: the modules of ``KIND_MODULES`` are imported first, so what is
+    registered never depends on what the caller happened to import."""
+    for name in KIND_MODULES:
+        importlib.import_module(f"{__package__}.{name}")
+    return _KINDS
 
 
 def register(spec_type: type, prefix: str, components: tuple, compute: Callable, phases: Callable) -> None:
@@ -46,7 +57,7 @@ def register(spec_type: type, prefix: str, components: tuple, compute: Callable,
 
 def kind_of(spec) -> Kind:
     try:
-        return _KINDS[type(spec)]
+        return kinds()[type(spec)]
     except KeyError:
         known = ", ".join(sorted(t.__name__ for t in _KINDS))
         raise TypeError(f"no kind of store entry is registered for {type(spec).__name__}; known: {known}") from None
@@ -54,7 +65,12 @@ def kind_of(spec) -> Kind:
 
 def prefixes() -> dict[str, tuple]:
     """Key prefix -> store components of every registered kind, longest prefix first (``""`` matches any key)."""
-    return {k.prefix: k.components for k in sorted(_KINDS.values(), key=lambda k: -len(k.prefix))}
+    return {k.prefix: k.components for k in sorted(kinds().values(), key=lambda k: -len(k.prefix))}
+
+
+def is_key(text: str) -> bool:
+    """Whether ``text`` has the form of a store key: a registered kind's prefix and 16 hex digits."""
+    return any(re.fullmatch(re.escape(prefix) + "[0-9a-f]{16}", text) for prefix in prefixes())
 
 
 def key(spec) -> str:

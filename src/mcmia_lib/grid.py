@@ -163,9 +163,10 @@ def describe(spec) -> str:
     c = canonical(spec)
     target = c.get("target", c)
     dataset = target.get("dataset") or c.get("pool", {}).get("dataset")
-    parts = [type(spec).__name__.replace("Spec", ""), dataset, target.get("model"), c.get("layer")]
+    parts = [c.get("__type__", type(spec).__name__).replace("Spec", ""), dataset, target.get("model"), c.get("layer")]
     if isinstance(c.get("net"), dict):
-        parts.append(spec.net.label)
+        net = c["net"]
+        parts.append(net.get("kind") + "".join(f" {k}={net[k]}" for k in ("segments", "factors", "prunings") if k in net))
     reg = target.get("regularization", {})
     parts += [d for d, on in (("pruning", "pruning" in target), ("min-max", "minmax" in target),
                               (f"DP ε={target.get('dp', {}).get('target_epsilon')}", "dp" in target),
