@@ -102,15 +102,15 @@ def test_run_output_to_a_read_only_place_is_refused_before_execution(tmp_store, 
 def test_a_truncated_weights_file_names_the_file_and_a_command_line_fix(tmp_store):
     import io
     import torch
-    from mcmia_lib import runner
+    from mcmia_lib import weights
     key = "0123456789abcdef"
-    path = runner.weights_path(key)
+    path = weights.weights_path(key)
     path.parent.mkdir(parents=True)
     buf = io.BytesIO()
     torch.save({"model": torch.nn.Linear(2, 2).state_dict(), "history": [], "seconds": 1.0}, buf)
     path.write_bytes(buf.getvalue()[:200])  # cut by a full disk or a kill outside the atomic write
-    with pytest.raises(runner.CorruptWeightsError) as err:
-        runner.cached_phase(key, torch.nn.Linear(2, 2), "cpu", lambda ckpt: pytest.fail("retrained"), "train")
+    with pytest.raises(weights.CorruptWeightsError) as err:
+        weights.cached_phase(key, torch.nn.Linear(2, 2), "cpu", lambda ckpt: pytest.fail("retrained"), "train")
     msg = str(err.value)
     assert "\n" not in msg and msg.startswith(f"weights file {path} does not load (")
     assert f"delete it (rm {path}) and run again: it is retrained" in msg

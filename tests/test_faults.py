@@ -6,8 +6,9 @@ import tarfile
 import pytest
 import torch
 
-from mcmia_lib import data, models, runner, train
-from mcmia_lib.runner import ExperimentSpec, run, training_key, weights_path
+from mcmia_lib import data, models, train, weights
+from mcmia_lib.runner import ExperimentSpec, run, training_key
+from mcmia_lib.weights import weights_path
 from mcmia_lib.train import TrainConfig
 
 SHARED = data.REPO_ROOT.parent / "shared" / "data"
@@ -84,7 +85,7 @@ def test_a_damaged_weights_file_is_named_and_recompute_retrains_past_it(tmp_stor
     path = weights_path(training_key(SPEC))
     path.write_bytes(b"not a checkpoint")
     tmp_store.delete(first.key)
-    with pytest.raises(runner.CorruptWeightsError, match=f"weights file {path} does not load .*recompute=True"):
+    with pytest.raises(weights.CorruptWeightsError, match=f"weights file {path} does not load .*recompute=True"):
         run(SPEC, tmp_store)
     again = run(SPEC, tmp_store, recompute=True)
     assert again.result["test_acc"] == first.result["test_acc"]

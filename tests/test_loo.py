@@ -95,7 +95,7 @@ def test_multi_phase_models_resume_to_the_uninterrupted_result_and_leave_no_weig
     from mcmia_lib import loo
     from mcmia_lib.defenses.minmax import MinMax
     from mcmia_lib.defenses.pruning import ADMMPruning
-    from mcmia_lib.runner import weights_path
+    from mcmia_lib.weights import weights_path
     from mcmia_lib.store import Store
     spec = _tiny(compact=True, pruning=ADMMPruning((0.5,) * 8, 1, 1), minmax=MinMax(1.0, 2, 1e-3))
     assert spec.epochs == 4

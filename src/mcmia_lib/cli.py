@@ -283,7 +283,7 @@ def absolute_store_paths() -> None:
 def check_store_folders() -> None:
     """The results store and the weights folder must be folders (or not exist yet): a file there is one line."""
     from .store import default_root
-    weights = Path(os.environ.get("MCMIA_WEIGHTS", REPO_ROOT / "data" / "weights"))  # as runner.weights_path
+    weights = Path(os.environ.get("MCMIA_WEIGHTS", REPO_ROOT / "data" / "weights"))  # as weights.weights_path
     for var, path in (("MCMIA_STORE", default_root()), ("MCMIA_WEIGHTS", weights)):
         first = next((p for p in (path, *path.parents) if p.exists()), None)
         if first is not None and not first.is_dir():
@@ -444,7 +444,7 @@ def main(argv=None) -> int:
             if args.key:
                 print(f"removed entry {clean_key(store, args.key)}")
             print(f"removed {store.clean_partial()} partial entries from {store.root}")  # a running grid's stay
-            from .runner import clean_partial_weights
+            from .weights import clean_partial_weights
             removed, folder = clean_partial_weights(store)  # atomic writes cut by a kill; a running grid's stay
             print(f"removed {removed} temporary weight and checkpoint files from {folder}")
     except UsageError as exc:

@@ -7,7 +7,7 @@ the one way to get an entry: it loads it, or computes it under a per-key lock an
 provenance record (hardware, wall seconds, finish time, code versions). Two processes asking for one spec
 produce one entry: the second waits for the lock and loads what the first stored.
 
-``phases(spec)`` names the trained weights an entry needs (``runner.cached_phase`` keys, in training
+``phases(spec)`` names the trained weights an entry needs (``weights.cached_phase`` keys, in training
 order): a grid (``grid.py``) orders tasks by them, so a shared phase is trained once.
 """
 from __future__ import annotations

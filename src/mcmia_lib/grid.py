@@ -39,7 +39,7 @@ from .experiments import (METHODS, clip_candidates, choose_clip, dp_column_spec,
                           baseline_probe_spec, lenet5_baseline_spec, quickstart_spec)
 from .inversion import InversionSpec
 from .report import profile_params
-from .runner import weights_path
+from .weights import weights_path
 from .store import Store, canonical
 from .train import quiet
 

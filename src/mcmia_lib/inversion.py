@@ -31,7 +31,8 @@ from tqdm import tqdm
 
 from . import engine
 from .data import normalize
-from .runner import ExperimentSpec, data_and_split, trained_model, weights_path
+from .runner import ExperimentSpec, data_and_split, trained_model
+from .weights import weights_path
 from .store import TRAINING_COMPONENTS
 from .train import curve_indices, load_checkpoint, quiet, save_checkpoint
 

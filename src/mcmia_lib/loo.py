@@ -29,7 +29,8 @@ from .defenses.pruning import ADMMPruning
 from .defenses.regularization import Regularization
 from .models import build_model, count_parameters
 from .models.butterfly import butterfly_segments
-from .runner import cached_phase, defense_hooks, weights_path
+from .defenses import defense_hooks
+from .weights import cached_phase, weights_path
 from .store import TRAINING_COMPONENTS
 from .train import Phase, TrainConfig, predict, train
 

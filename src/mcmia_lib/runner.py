@@ -8,12 +8,8 @@ baseline) train it once.
 from __future__ import annotations
 
 import functools
-import io
-import os
-import sys
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,14 +19,15 @@ from .attacks.nn_attack import NNAttackConfig
 from .attacks.tfp_attack import tfp_attack
 from . import engine
 from .data import load_dataset, membership_split, default_device
-from .defenses.dp import DPSGD, DPHook
+from .defenses import defense_hooks
+from .weights import cached_phase
+from .defenses.dp import DPSGD
 from .defenses.minmax import MinMax, MinMaxHook
 from .defenses.pruning import ADMMPruning, sparsity_report
-from .defenses.regularization import L2LastLayerHook, Regularization
+from .defenses.regularization import Regularization
 from .models import build_model, count_parameters
 from .engine import hardware, run  # noqa: F401  (re-exported: the notebooks import them from here)
-from .paths import REPO_ROOT, atomic_write_bytes, remove_unless_locked
-from .store import RUN_COMPONENTS, TRAINING_COMPONENTS, Store, spec_key
+from .store import RUN_COMPONENTS, TRAINING_COMPONENTS, spec_key
 from .train import Hook, Phase, TrainConfig, curve_indices, predict, train
 
 
@@ -71,23 +68,6 @@ def _dataset(name: str):
     return load_dataset(name, device="cpu")
 
 
-def weights_path(key: str) -> Path:
-    return Path(os.environ.get("MCMIA_WEIGHTS", REPO_ROOT / "data" / "weights")) / f"{key}.pt"
-
-
-def clean_partial_weights(store: Store | None = None) -> tuple[int, Path]:
-    """Remove the temporary files of weight and checkpoint writes cut by a kill (``.<key>.pt.<random>.tmp``,
-    ``.<key>.ckpt.<random>.tmp``), sparing those of a run that holds the lock of their key: a training phase's
-    (``.locks/`` of the weights folder, ``cached_phase``) or a store entry's (``.locks/`` of ``store``: the
-    checkpoints of ``loo`` and ``inversion``). Return how many were removed and the weights folder."""
-    folder = weights_path("x").parent
-    groups: dict[str, list[Path]] = {}
-    for f in folder.glob(".*.tmp") if folder.exists() else []:
-        if f.is_file():
-            groups.setdefault(f.name[1:].split(".")[0], []).append(f)
-    return remove_unless_locked(groups, [folder / ".locks", (store or Store()).root / ".locks"]), folder
-
-
 class LeakageProbe(Hook):
     """Training hook: after each epoch, the loss attack's AUC and advantage on the evaluation set.
     Both are threshold-free, so no calibration data is used; they show leakage growing with training.
@@ -112,58 +92,6 @@ class LeakageProbe(Hook):
 def training_key(spec: ExperimentSpec) -> str:
     """Key of the trained target alone: specs differing only in their attacks share the weights."""
     return spec_key(replace(spec, nn_attack=None, tfp_attack=None), TRAINING_COMPONENTS)
-
-
-class CorruptWeightsError(RuntimeError):
-    """A stored weights file does not load; the message names it and the fix."""
-
-
-def _first_words(exc: Exception, limit: int = 80) -> str:
-    """The first line of ``exc``'s message, cut at a word boundary to about ``limit`` characters with "…"."""
-    line = next((t.strip() for t in str(exc).splitlines() if t.strip()), type(exc).__name__)
-    if len(line) <= limit:
-        return line
-    cut = line[:limit].rsplit(" ", 1)[0] if " " in line[:limit] else line[:limit]
-    return cut.rstrip(" ,.;:") + "…"
-
-
-def cached_phase(key: str, model, device, fit, phase: str, past_corrupt: bool = False) -> tuple[list, float]:
-    """Run ``fit(checkpoint_path) -> history`` once and cache the weights under ``key``; later calls load
-    them. Each history record is tagged with ``phase``. A weights file that does not load is an error naming
-    it, or, with ``past_corrupt`` (``run(..., recompute=True)``), retrained. Two processes training one phase
-    at once: the second waits for the first and loads its weights."""
-    path = weights_path(key)
-    with engine.file_lock(path.parent / ".locks" / key):
-        return _cached_phase(path, model, device, fit, phase, past_corrupt)
-
-
-def _cached_phase(path: Path, model, device, fit, phase: str, past_corrupt: bool) -> tuple[list, float]:
-    if path.exists():
-        try:
-            state = torch.load(path, weights_only=True, map_location=device)
-            model.load_state_dict(state["model"])
-            return [{**h, "phase": phase} for h in state["history"]], state["seconds"]
-        except Exception as exc:
-            if not past_corrupt:
-                raise CorruptWeightsError(
-                    f"weights file {path} does not load ({type(exc).__name__}: {_first_words(exc)}); delete it "
-                    f"(rm {path}) and run again: it is retrained (in Python: run(spec, recompute=True))") from exc
-            print(f"mcmia: weights file {path} does not load; retraining it", file=sys.stderr)
-    t0 = time.perf_counter()
-    ckpt = path.with_suffix(".ckpt")
-    history = [{**h, "phase": phase} for h in fit(ckpt)]
-    seconds = time.perf_counter() - t0
-    buf = io.BytesIO()
-    torch.save({"model": model.state_dict(), "history": history, "seconds": seconds}, buf)
-    atomic_write_bytes(path, buf.getvalue())
-    ckpt.unlink(missing_ok=True)
-    return history, seconds
-
-
-def defense_hooks(regularization: Regularization | None, dp: DPSGD | None) -> list[Hook]:
-    """The training hooks of L2 on the prediction layer (004) and of DP-SGD (dropout is in the model)."""
-    return (([L2LastLayerHook(regularization.l2_last)] if regularization and regularization.l2_last else [])
-            + ([DPHook(dp)] if dp else []))
 
 
 def _trained_target(spec: ExperimentSpec, ds, split, device, past_corrupt: bool = False

@@ -23,7 +23,7 @@ from .defenses.imp import IMP, nonzero_fraction
 from .models import build_model, count_parameters
 from .models.butterfly import butterfly_segments
 from . import engine
-from .runner import cached_phase
+from .weights import cached_phase
 from .store import SPARSITY_COMPONENTS, TRAINING_COMPONENTS, spec_key
 from .train import KeepBest, Phase, TrainConfig, predict, train
 
