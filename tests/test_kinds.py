@@ -82,3 +82,21 @@ def test_the_store_contract_of_every_kind(prefix, tmp_path, monkeypatch):
         engine.run(spec, other)
     assert stopped and not other.has(whole.key)
     _same(whole, engine.run(spec, other))  # resumed from the epoch checkpoint
+
+
+def test_entries_record_their_source_and_a_changed_component_is_named_without_moving_the_key(tmp_path, monkeypatch,
+                                                                                              capsys):
+    from mcmia_lib import cli, grid
+    monkeypatch.setenv("MCMIA_WEIGHTS", str(tmp_path / "w"))
+    store = Store(tmp_path / "s")
+    spec = EXAMPLES["loo-"]
+    e = engine.run(spec, store)
+    assert e.result["provenance"]["source"] == engine.source_hashes(engine.kind_of(spec))
+    assert engine.stale_components("PoolModelSpec", e.result) == [] and grid.stale([spec], store) == []
+    monkeypatch.setitem(engine.COMPONENT_SOURCES, "train", ("metrics.py",))  # as if train.py had been edited
+    engine._source_hash.cache_clear()
+    assert engine.key(spec) == e.key and grid.stale([spec], store) == [(spec, ["train"])]
+    cli.list_store(store)
+    assert "train" in capsys.readouterr().out.splitlines()[1]
+    assert engine.stale_components("PoolModelSpec", {"provenance": {}}) is None  # entries from before: unknown
+    engine._source_hash.cache_clear()

@@ -144,6 +144,11 @@ def run_grid(name: str, profile: str, overrides=(), workers: int | None = None, 
              f"{workers or os.cpu_count()} worker(s)" if known and address is None else ""))
     if p.pending:
         print("  later stages are named once these entries are stored")
+    changed = grid.stale(p.stored)
+    if changed:
+        parts = ", ".join(sorted({c for _, cs in changed for c in cs}))
+        print(f"  {len(changed)} stored entries were computed by source that has changed since ({parts}): `mcmia list` "
+              "names them; if the change alters results, bump its component in store.VERSIONS")
     if p.damaged:
         print(f"  {len(p.damaged)} of them damaged (they do not read back): the grid moves them to "
               f"{Store().root / '.damaged'} and computes them again")
@@ -367,8 +372,10 @@ def build_book(execute_stale: bool = True, profile: str = BOOK_PROFILE) -> Path:
 
 def list_store(store: Store) -> None:
     """One row per entry, whatever its kind (``engine.kinds``): its kind, what it is (``grid.describe``), its
-    test accuracy and when it was finished; a damaged entry is listed with its problem, not fatal."""
+    test accuracy, when it was finished and which components' source has changed since ("?": not recorded); a
+    damaged entry is listed with its problem, not fatal."""
     import pandas as pd
+    from . import engine
     from .grid import describe
     rows = []
     for key in store.keys():
@@ -378,9 +385,11 @@ def list_store(store: Store) -> None:
             continue
         spec = json.loads((store.path(key) / "spec.json").read_text())
         result = json.loads((store.path(key) / "result.json").read_text())
+        changed = engine.stale_components(spec.get("__type__"), result)
         rows.append({"key": key, "kind": spec.get("__type__"), "entry": describe(spec),
                      "test_acc": round(result.get("test_acc", float("nan")), 4),
-                     "finished": result.get("provenance", {}).get("finished")})
+                     "finished": result.get("provenance", {}).get("finished"),
+                     "source changed": "?" if changed is None else ", ".join(changed) or "no"})
     if not rows:
         print(f"store {store.root} is empty")
         return

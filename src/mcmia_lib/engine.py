@@ -4,7 +4,8 @@ A kind of entry (a defended target and its attacks, a network of 002, an inversi
 accuracy, ...) is a frozen spec dataclass registered here with its key prefix, the store components that
 produce it and a ``compute(spec, device, past_corrupt) -> (result, arrays)`` function. ``run(spec)`` is then
 the one way to get an entry: it loads it, or computes it under a per-key lock and stores it with one
-provenance record (hardware, wall seconds, finish time, code versions). Two processes asking for one spec
+provenance record (hardware, wall seconds, finish time, code versions, and a hash of the source of the
+components that computed it, which the dry run and ``mcmia list`` compare with today's source). Two processes asking for one spec
 produce one entry: the second waits for the lock and loads what the first stored.
 
 ``phases(spec)`` names the trained weights an entry needs (``weights.cached_phase`` keys, in training
@@ -14,10 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
+import hashlib
 import importlib
 import os
 import platform
 import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +70,41 @@ def kind_of(spec) -> Kind:
 def prefixes() -> dict[str, tuple]:
     """Key prefix -> store components of every registered kind, longest prefix first (``""`` matches any key)."""
     return {k.prefix: k.components for k in sorted(kinds().values(), key=lambda k: -len(k.prefix))}
+
+
+# The source behind each store component (files or folders of the package); with the kind's own module, what an
+# entry records the hash of, so that a change of behaviour without a version bump shows (``stale_components``).
+COMPONENT_SOURCES = {"data": ("data.py",), "models": ("models",), "train": ("train.py",), "defenses": ("defenses",),
+                     "attacks": ("attacks",), "metrics": ("metrics.py",), "sparsity": ("sparsity.py",),
+                     "shadow_attack": ("attacks/gonon.py",)}
+
+
+@functools.lru_cache(maxsize=None)
+def _source_hash(*relative: str) -> str:
+    root = Path(__file__).parent
+    files = sorted(f for r in relative for f in ((root / r).rglob("*.py") if (root / r).is_dir() else [root / r]))
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def source_hashes(kind: Kind) -> dict[str, str]:
+    """A hash of the source of each component that computes entries of ``kind``, and of the kind's own module
+    (under ``"kind"``): recorded in every entry's provenance; it moves no key."""
+    own = Path(sys.modules[kind.compute.__module__].__file__).relative_to(Path(__file__).parent).as_posix()
+    return {**{c: _source_hash(*COMPONENT_SOURCES[c]) for c in kind.components}, "kind": _source_hash(own)}
+
+
+def stale_components(spec_type_name: str, result: dict) -> list[str] | None:
+    """The components (and ``"kind"``) whose source has changed since the entry was computed; None when the
+    entry records no source hashes (computed before they were recorded) or its kind is unknown."""
+    recorded = result.get("provenance", {}).get("source")
+    kind = next((k for t, k in kinds().items() if t.__name__ == spec_type_name), None)
+    if recorded is None or kind is None:
+        return None
+    now = source_hashes(kind)
+    return sorted(c for c, h in recorded.items() if now.get(c) != h)
 
 
 def is_key(text: str) -> bool:
@@ -122,5 +161,6 @@ def run(spec, store: Store | None = None, recompute: bool = False, device=None) 
         result, arrays = kind.compute(spec, device, recompute)
         result["provenance"] = {**result.get("provenance", {}), "seconds": time.perf_counter() - t0,
                                 "hardware": hardware(device), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                "code_versions": {c: VERSIONS[c] for c in kind.components}}
+                                "code_versions": {c: VERSIONS[c] for c in kind.components},
+                                "source": source_hashes(kind)}
         return store.save(k, spec, result, arrays)

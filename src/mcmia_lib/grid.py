@@ -312,6 +312,19 @@ def plan(chapter: str, params: dict, store: Store | None = None) -> Plan:
     return Plan(stored, missing, [estimate(s, costs) for s in missing], pending, damaged)
 
 
+def stale(specs, store: Store | None = None) -> list[tuple[object, list[str]]]:
+    """The stored entries of ``specs`` computed by source that has changed since (``engine.stale_components``),
+    with the components that changed."""
+    store = store or Store()
+    out = []
+    for spec in specs:
+        result = json.loads((store.path(engine.key(spec)) / "result.json").read_text())
+        changed = engine.stale_components(type(spec).__name__, result)
+        if changed:
+            out.append((spec, changed))
+    return out
+
+
 # -- computing -----------------------------------------------------------------------------------------------
 
 def _task(spec, store_root: str, *after):
