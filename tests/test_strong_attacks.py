@@ -264,3 +264,34 @@ def test_on_the_committed_grid_no_dp_sgd_run_certifies_more_than_its_accountant_
         checked += 1
     if not checked:
         pytest.skip("the strong-attack grid is not in the committed store")
+
+
+def test_rmia_takes_its_population_from_held_out_samples_and_unaware_references_from_a_larger_block_grid():
+    """Issue 28/29: RMIA's population z from outside the pool (the comparison stores outputs on held-out test
+    images); undefended references from more models than the target's configuration has (block masks), never
+    the target's twin; without a membership signal every attack stays at chance."""
+    from mcmia_lib.attacks import strong
+    from mcmia_lib.attacks.rmia import rmia_scores
+    from mcmia_lib.loo import membership_masks
+    rng = np.random.default_rng(3)
+    n, h = 2000, 300
+    member = membership_masks(n, 8, 0, block=4)  # two blocks of 4: the first is the "defended" grid's masks
+
+    def grid(m, signal):
+        phi = rng.normal(size=(m, n, 1)) + signal * member[:m, :, None]
+        return {"phi": phi, "member": member[:m], "canary": np.zeros(n, bool), "label": np.zeros(n, int),
+                "holdout_phi": rng.normal(size=(m, h, 1))}
+    # the population pair: the target's and the references' probabilities on h samples none of them trained on
+    p_t, p_r = rng.random(n), rng.random((3, n))
+    pop = (rng.random(h), rng.random((3, h)))
+    s = rmia_scores(p_t, p_r, np.zeros((3, n), bool), pop)
+    ratio_z = np.sort(pop[0] / pop[1].mean(0))
+    assert np.allclose(s, np.searchsorted(ratio_z, p_t / p_r.mean(0), side="right") / h, atol=1e-8)
+    flat = grid(8, 0.0)
+    for a, sc in strong.attack_scores(flat, attacks=("rmia", "rmia_offline", "lira_offline")).items():
+        assert abs(np.mean([metrics.roc_auc(member[t], sc[t]) for t in range(8)]) - 0.5) < 0.03, a
+    undefended = grid(8, 3.0)
+    unaware = strong.attack_scores(grid(4, 3.0), attacks=("lira_online", "rmia"), references=undefended)
+    assert all(np.mean([metrics.roc_auc(member[t], sc[t]) for t in range(4)]) > 0.9 for sc in unaware.values())
+    with pytest.raises(ValueError, match="other membership masks"):
+        strong.attack_scores(grid(4, 0.0), references={**undefended, "member": membership_masks(n, 8, 1, block=4)})

@@ -37,22 +37,27 @@ def marginal(ref_probs, ref_in, a: float | None = None, use=None) -> np.ndarray:
 
 def rmia_scores(target_probs, ref_probs, ref_in, population, a: float | None = None, gamma: float = 1.0,
                 use=None) -> np.ndarray:
-    """Scores (n,), higher = member: for each example, the fraction of population samples z ≠ x (indices
-    ``population`` into the n examples, non-members of the target) whose likelihood ratio LR(x, z) ≥ ``gamma``;
-    ``use`` as in ``marginal``."""
+    """Scores (n,), higher = member: for each example, the fraction of population samples z ≠ x whose likelihood
+    ratio LR(x, z) ≥ ``gamma``; ``use`` as in ``marginal``. ``population``: indices into the n examples
+    (non-members of the target), or a pair (the target's probabilities (h,), the references' (r, h)) on h
+    samples from outside the pool, which no model trained on (Zarifzadeh et al.'s population data)."""
     if not gamma > 0:
         raise ValueError(f"gamma must be > 0, got {gamma}")
     target = np.asarray(target_probs, dtype=np.float64)
     ratio = target / np.maximum(marginal(ref_probs, ref_in, a, use), 1e-30)
-    population = np.asarray(population)
-    if population.size < 2:
+    in_pop = np.zeros(len(ratio), dtype=bool)
+    if isinstance(population, tuple):
+        pop_target, pop_refs = (np.asarray(x, dtype=np.float64) for x in population)
+        z = np.sort(pop_target / np.maximum(marginal(pop_refs, np.zeros(pop_refs.shape, bool), a), 1e-30))
+    else:
+        population = np.asarray(population)
+        z = np.sort(ratio[population])
+        in_pop[population] = True
+    if z.size < 2:
         raise ValueError("RMIA needs at least two population samples")
-    z = np.sort(ratio[population])
     # LR(x, z) >= gamma  <=>  ratio_z <= ratio_x / gamma
     count = np.searchsorted(z, ratio / gamma, side="right").astype(np.float64)
-    in_pop = np.zeros(len(ratio), dtype=bool)
-    in_pop[population] = True
     count -= in_pop & (gamma <= 1)  # x itself, when it is one of the z (its own LR is 1)
     # Ties (every x whose ratio exceeds all population samples' scores 1) are broken by the ratio itself, which
     # orders the examples of one target as the score does; the term (< 1e-9) is below the score's resolution.
-    return count / (population.size - in_pop) + 1e-9 * np.tanh(np.log(np.maximum(ratio, 1e-300)) / 4)
+    return count / (z.size - in_pop) + 1e-9 * np.tanh(np.log(np.maximum(ratio, 1e-300)) / 4)

@@ -30,7 +30,13 @@ def grid_arrays(entries) -> dict:
            "canary": entries[0].arrays["canary"].astype(bool), "label": labels.astype(np.int64)}
     kind = "phi" if "phi" in entries[0].arrays else "logits"  # ``compact`` entries keep φ alone (loo.PoolModelSpec)
     out[kind] = np.stack([e.arrays[kind] for e in entries]).astype(np.float64)
+    if "holdout_phi" in entries[0].arrays:  # outputs on test images outside the pool: RMIA's population
+        out["holdout_phi"] = np.stack([e.arrays["holdout_phi"] for e in entries]).astype(np.float64)
     return out
+
+
+def _sigmoid_mean(phi: np.ndarray) -> np.ndarray:
+    return (1 / (1 + np.exp(-phi))).mean(-1)
 
 
 def statistics(g: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -38,7 +44,7 @@ def statistics(g: dict) -> tuple[np.ndarray, np.ndarray]:
     log p_y − log(1 − p_y)) or from its logits."""
     if "phi" in g:
         phi = np.asarray(g["phi"], dtype=np.float64)
-        return phi, (1 / (1 + np.exp(-phi))).mean(-1)
+        return phi, _sigmoid_mean(phi)
     return logit_confidence(g["logits"], g["label"]), _true_prob(g["logits"], g["label"])
 
 
@@ -83,7 +89,11 @@ def choose_rmia_a(g: dict, refs: np.ndarray, seed: int = 0, probs: np.ndarray | 
     ``probs``: the models' true-label probabilities (M, n), when already computed."""
     pseudo, others = refs[0], refs[1:]
     probs = statistics(g)[1] if probs is None else probs
-    population = np.flatnonzero(~g["member"][pseudo])
+    if "holdout_phi" in g:
+        held = _sigmoid_mean(g["holdout_phi"])
+        population = (held[pseudo], held[others])
+    else:
+        population = np.flatnonzero(~g["member"][pseudo])
     use = reference_use(g["member"][others], np.random.default_rng([seed, 7]))
     auc = [metrics.roc_auc(g["member"][pseudo], rmia_scores(probs[pseudo], probs[others], g["member"][others],
                                                            population, a=a, use=use)) for a in RMIA_A]
@@ -96,24 +106,31 @@ def attack_scores(g: dict, attacks=ATTACKS, n_refs: int | None = None, seed: int
     of which each example is attacked with ``n_refs``, half IN and half OUT (``reference_use``; by default
     M − 2 with exact-half masks), the same for every attack. An attack that the references cannot support
     (e.g. LiRA online with fewer than two IN references per example) gives NaN rows. ``references``: the
-    ``grid_arrays`` of another configuration on the same pool and masks whose models serve as the references (a
+    ``grid_arrays`` of another configuration on the same pool whose models serve as the references (a
     defense-unaware attacker: undefended references for a defended target; DESIGN.md); by default the target's
-    own configuration (defense-aware)."""
+    own configuration (defense-aware). It may hold more models than the target's grid (the undefended blocks of
+    ``loo.Pool.block``): its first models must share the target grid's masks, and model m's twin (same members)
+    is never a reference of target m. RMIA's population: the grid's outputs on held-out test images where it
+    stored them (``holdout_phi``), else the target's own non-members of the pool."""
     unknown = set(attacks) - set(ATTACKS)
     if unknown:
         raise ValueError(f"unknown attacks {sorted(unknown)}; choose from {ATTACKS}")
     m_models = len(g["member"])
     rng = np.random.default_rng(seed)
     r = g if references is None else references
-    if not (np.array_equal(r["member"], g["member"]) and np.array_equal(r["label"], g["label"])):
+    if not (len(r["member"]) >= m_models and np.array_equal(r["member"][:m_models], g["member"])
+            and np.array_equal(r["label"], g["label"])):
         raise ValueError("the reference grid has other membership masks or labels: build both from one Pool")
     (phi, probs), (ref_phi, ref_probs) = statistics(g), statistics(r)  # (M, n, q), (M, n)
+    holdout = "holdout_phi" in g and "holdout_phi" in r
+    if holdout:
+        pop_probs, ref_pop_probs = _sigmoid_mean(g["holdout_phi"]), _sigmoid_mean(r["holdout_phi"])
     out = {a: np.full(g["member"].shape, np.nan) for a in attacks}
     for t in range(m_models):
-        refs = np.delete(np.arange(m_models), t)
-        ref_in = g["member"][refs]
+        refs = np.delete(np.arange(len(r["member"])), t)
+        ref_in = r["member"][refs]
         use = reference_use(ref_in, rng, n_refs)
-        population = np.flatnonzero(~g["member"][t])
+        population = (pop_probs[t], ref_pop_probs[refs]) if holdout else np.flatnonzero(~g["member"][t])
         for a in attacks:
             try:
                 if a == "threshold":
