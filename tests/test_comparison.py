@@ -47,16 +47,23 @@ def test_minmax_rule_wants_an_adversary_above_chance_and_the_largest_lambda_with
             {"lam": 3.0, "steps": 3, "val_acc": 0.70, "gain": chance + 0.10},   # costs 9 points
             {"lam": 3.0, "steps": 1, "val_acc": 0.75, "gain": chance + 0.06}]
     pick = comparison.choose_minmax(rows, baseline_val=0.79, max_drop=0.05, min_excess=0.05)
-    assert (pick["lam"], pick["steps"], pick["qualified"]) == (3.0, 1, True)
+    assert (pick["lam"], pick["steps"], pick["qualified"], pick["edge"]) == (3.0, 1, True, True)  # try larger λ
+    rows.append({"lam": 10.0, "steps": 1, "val_acc": 0.60, "gain": chance + 0.3})
+    assert not comparison.choose_minmax(rows, baseline_val=0.79, max_drop=0.05, min_excess=0.05)["edge"]
     pick = comparison.choose_minmax(rows, baseline_val=0.79, max_drop=0.025, min_excess=0.05)
     assert (pick["lam"], pick["steps"], pick["qualified"]) == (1.0, 3, True)
     none = comparison.choose_minmax(rows[:1], baseline_val=0.79, max_drop=0.05, min_excess=0.05)
     assert none["qualified"] is False
 
 
-def test_dp_rule_takes_the_best_validation_accuracy():
-    rows = [{"epochs": 10, "val_acc": 0.55}, {"epochs": 20, "val_acc": 0.61}, {"epochs": 30, "val_acc": 0.61}]
-    assert comparison.choose_dp(rows)["epochs"] == 20  # a tie goes to the cheaper candidate
+def test_dp_rule_takes_the_best_validation_accuracy_and_flags_a_learning_rate_at_an_end():
+    rows = [{"lr": lr, "epochs": e, "val_acc": acc} for lr, e, acc in
+            ((0.1, 10, 0.55), (0.1, 20, 0.61), (0.1, 30, 0.61), (0.05, 20, 0.50), (0.3, 20, 0.58))]
+    best = comparison.choose_dp(rows)
+    assert (best["lr"], best["epochs"], best["edge"], best["epochs_edge"]) == (0.1, 20, False, False)  # tie: fewer
+    rows.append({"lr": 0.3, "epochs": 30, "val_acc": 0.7})
+    best = comparison.choose_dp(rows)
+    assert best["edge"] and best["epochs_edge"]
 
 
 def test_a_regime_that_breaks_the_budget_is_refused_in_one_line():

@@ -235,9 +235,7 @@ def _compute(spec: PoolModelSpec, device: torch.device, past_corrupt: bool = Fal
                       ds.num_classes, ds.mean, ds.std)
         pool_ds = Dataset(ds.name, ds.label, pool_ds.x_train, labels, ds.x_train[validation], ds.y_train[validation],
                           ds.num_classes, ds.mean, ds.std)
-    t0 = time.perf_counter()
     model, history = _trained(spec, pool_ds, ref, np.flatnonzero(member), device, past_corrupt)
-    seconds_train = time.perf_counter() - t0
     model.eval()
 
     def queries(x):  # (n, q, classes): the image, and its flip with ``flip_query``
@@ -262,7 +260,7 @@ def _compute(spec: PoolModelSpec, device: torch.device, past_corrupt: bool = Fal
         result["nonzero_fraction"] = nonzero_fraction(model, count_parameters(build_model(
             spec.model, ds.num_classes, ds.shape, spec.width)))
         result["seconds_per_1000_queries"] = 1000 * seconds_query / (len(labels) * logits.shape[1])
-        result["seconds_train"] = seconds_train
+        result["seconds_train"] = sum(h["seconds"] for h in history)  # epochs before a resume included
     if spec.dp is not None:
         last = history[-1]
         result["dp"] = {"epsilon": last["dp_epsilon"], "delta": spec.dp.delta, "noise_multiplier":

@@ -159,16 +159,26 @@ def choose_minmax(rows: list[dict], baseline_val: float, max_drop: float, min_ex
     gain G averaged over the second half of training): among candidates whose inner adversary keeps G at least
     ``min_excess`` above chance (an adversary at chance regularizes nothing) and whose validation accuracy is
     within ``max_drop`` of the undefended model's, the largest λ (the strongest regularization), ties to the
-    larger gain. None qualifies: the candidate with the largest gain excess, marked ``qualified: False``."""
+    larger gain. None qualifies: the candidate with the largest gain excess, marked ``qualified: False``.
+    ``edge``: the largest λ tried qualified, so a larger one might too (``tuning`` then withholds the choice until
+    the candidates are extended)."""
     ok = [r for r in rows if r["gain"] - CHANCE_GAIN >= min_excess and baseline_val - r["val_acc"] <= max_drop]
     if ok:
-        return {**max(ok, key=lambda r: (r["lam"], r["gain"])), "qualified": True}
-    return {**max(rows, key=lambda r: r["gain"]), "qualified": False}
+        best = max(ok, key=lambda r: (r["lam"], r["gain"]))
+        return {**best, "qualified": True, "edge": len({r["lam"] for r in rows}) > 1
+                and best["lam"] == max(r["lam"] for r in rows)}
+    return {**max(rows, key=lambda r: r["gain"]), "qualified": False, "edge": False}
 
 
 def choose_dp(rows: list[dict]) -> dict:
-    """DP-SGD's setting at one ε: the candidate of highest validation accuracy (model 0's)."""
-    return max(rows, key=lambda r: (r["val_acc"], -r["epochs"]))
+    """DP-SGD's setting at one ε: the candidate of highest validation accuracy (model 0's), ties to fewer epochs.
+    ``edge``: the learning rate chosen is the smallest or largest tried, so the optimum may lie outside the
+    candidates (``tuning`` then withholds the choice until they are extended); ``epochs_edge``: the most epochs
+    tried won (reported; the epochs are bounded by the budget)."""
+    best = max(rows, key=lambda r: (r["val_acc"], -r["epochs"]))
+    lrs, epochs = sorted({r["lr"] for r in rows}), sorted({r["epochs"] for r in rows})
+    return {**best, "edge": len(lrs) > 1 and best["lr"] in (lrs[0], lrs[-1]),
+            "epochs_edge": len(epochs) > 1 and best["epochs"] == epochs[-1]}
 
 
 def _second_half_gain(history: list[dict]) -> float:
@@ -192,8 +202,11 @@ def tuning(p: Params, dataset: str, store=None) -> dict:
         res = loaded(spec)
         mm.append(None if res is None else {"lam": lam, "steps": k, "val_acc": res["val_acc"],
                                             "test_acc": res["test_acc"], "gain": _second_half_gain(res["history"])})
-    out = {"minmax": (mm, None if base is None or None in mm else
-                      choose_minmax(mm, base["val_acc"], p.max_accuracy_drop, p.min_gain_excess)), "dp": {}}
+    mm_choice = None if base is None or None in mm else choose_minmax(mm, base["val_acc"], p.max_accuracy_drop,
+                                                                      p.min_gain_excess)
+    out = {"minmax": (mm, mm_choice), "dp": {}, "withheld": []}
+    if mm_choice is not None and mm_choice["edge"]:
+        out["withheld"].append("Min-Max: the largest λ tried qualifies; add larger ones to minmax_lams")
     for eps in r.dp_epsilons:
         rows = []
         for (b, lr, e, c), spec in dp_candidates(p, dataset, eps).items():
@@ -201,7 +214,10 @@ def tuning(p: Params, dataset: str, store=None) -> dict:
             rows.append(None if res is None else {"batch_size": b, "lr": lr, "epochs": e, "max_grad_norm": c,
                                                   "val_acc": res["val_acc"], "test_acc": res["test_acc"],
                                                   "epsilon": res["dp"]["epsilon"]})
-        out["dp"][eps] = (rows, None if None in rows else choose_dp(rows))
+        choice = None if None in rows else choose_dp(rows)
+        out["dp"][eps] = (rows, choice)
+        if choice is not None and choice["edge"]:
+            out["withheld"].append(f"DP-SGD at ε={eps:g}: the best learning rate is an end of dp_lrs; extend them")
     return out
 
 
@@ -235,7 +251,7 @@ def configurations(p: Params, dataset: str, store=None) -> dict[str, list]:
         out[f"Butterfly (S={s}, L={l})"] = [_spec(p, dataset, i, butterfly=(s, l)) for i in block]
     t = tuning(p, dataset, store)
     mm = t["minmax"][1]
-    if mm is not None:
+    if mm is not None and not mm["edge"]:
         from ..defenses.minmax import MinMax
         chosen = MinMax(mm["lam"], mm["steps"], r.minmax_attack_lr)
         out["Min-Max"] = [_spec(p, dataset, i, minmax=chosen) for i in block]
@@ -243,7 +259,7 @@ def configurations(p: Params, dataset: str, store=None) -> dict[str, list]:
         out[f"ADMM pruning ({c:g}x) + Min-Max"] = [_spec(p, dataset, i, train=pretrain, pruning=pruning[c],
                                                          minmax=chosen) for i in block]
     for eps, (_, choice) in t["dp"].items():
-        if choice is not None:
+        if choice is not None and not choice["edge"]:
             spec0 = dp_candidates(p, dataset, eps)[(choice["batch_size"], choice["lr"], choice["epochs"],
                                                     choice["max_grad_norm"])]
             out[f"DP-SGD (ε={eps:g})"] = [replace(spec0, index=i) for i in block]
@@ -251,13 +267,14 @@ def configurations(p: Params, dataset: str, store=None) -> dict[str, list]:
 
 
 def stages(p: Params, store=None) -> Iterator[list]:
-    """The grid: first the tuning runs (and each pool's undefended model 0), then every configuration."""
+    """The grid: first the tuning runs and model 0 of every configuration that needs no tuning (a pilot of each
+    defense's settings before its other models are trained), then every configuration."""
     first = []
     for d in p.datasets:
-        first += [_spec(p, d, 0), *minmax_candidates(p, d).values()]
+        first += [specs[0] for specs in configurations(p, d, store).values()] + list(minmax_candidates(p, d).values())
         for eps in p.regimes[d].dp_epsilons:
             first += list(dp_candidates(p, d, eps).values())
-    yield first
+    yield list(dict.fromkeys(first))
     seen, rest = set(), []
     for d in p.datasets:
         for specs in configurations(p, d, store).values():
@@ -311,12 +328,17 @@ def tuning_tables(p: Params, store=None):
             if row is not None:
                 chosen = choice is not None and (row["lam"], row["steps"]) == (choice["lam"], choice["steps"])
                 mm.append({"data set": d, **row, "gain above chance": row["gain"] - CHANCE_GAIN, "chosen": chosen,
-                           "meets the rule": chosen and choice["qualified"] if chosen else None})
+                           "meets the rule": choice["qualified"] if chosen else None})
         for eps, (rows, choice) in t["dp"].items():
             for row in rows:
                 if row is not None:
                     dp.append({"data set": d, "target ε": eps, **row, "chosen": choice is not None and row == choice})
     return pd.DataFrame(mm), pd.DataFrame(dp)
+
+
+def withheld(p: Params, store=None) -> list[str]:
+    """The tuned settings not chosen yet because the best candidate lies at an end of those tried."""
+    return [f"{d}: {line}" for d in p.datasets for line in tuning(p, d, store)["withheld"]]
 
 
 def grid_status(p: Params, store=None):

@@ -44,6 +44,12 @@ class MinMaxHook(Hook):
             self.h = NasrAttackNet(ds.num_classes, init_std=None)  # PyTorch's init: N(0, 0.01) collapses (MNIST chapter)
         self.opt = torch.optim.Adam(self.h.parameters(), lr=cfg.attack_lr)
         self.gains: list[float] = []
+        self.bf16 = False
+
+    def configure(self, model, optimizer, cfg, n):
+        """The adversary's view of the classifier runs in the classifier's precision (bf16 under ``cfg.bf16``)."""
+        self.bf16 = bool(cfg.bf16)
+        return model, optimizer
 
     def _batch(self, x_all, y_all, pool, device):
         i = pool[torch.randint(len(pool), (self.bs,), generator=self.gen)]
@@ -54,8 +60,8 @@ class MinMaxHook(Hook):
         xm, ym = self._batch(self.ds.x_train, self.ds.y_train, self.members, device)
         xr, yr = self._batch(self.ds.x_test, self.ds.y_test, self.reference, device)
         model.eval()
-        with torch.no_grad():
-            lm, lr = model(xm), model(xr)
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            lm, lr = model(xm).float(), model(xr).float()
         model.train()
         self.h.to(device)
         out = self.h(*attack_features(torch.cat([lm, lr]), torch.cat([ym, yr])))
