@@ -91,7 +91,7 @@ def test_compact_entries_keep_phi_and_the_attacks_read_them_as_they_read_logits(
         np.testing.assert_allclose(a[name], b[name], atol=0.02)
 
 
-def test_multi_phase_models_resume_to_the_uninterrupted_result_and_leave_no_weights(tmp_store, tmp_path, monkeypatch):
+def test_multi_phase_models_resume_to_the_uninterrupted_result_and_share_their_phases(tmp_store, tmp_path, monkeypatch):
     from mcmia_lib import loo
     from mcmia_lib.defenses.minmax import MinMax
     from mcmia_lib.defenses.pruning import ADMMPruning
@@ -99,27 +99,36 @@ def test_multi_phase_models_resume_to_the_uninterrupted_result_and_leave_no_weig
     from mcmia_lib.store import Store
     spec = _tiny(compact=True, pruning=ADMMPruning((0.5,) * 8, 1, 1), minmax=MinMax(1.0, 2, 1e-3))
     assert spec.epochs == 4
+    whole_plain = engine.run(_tiny(compact=True), tmp_store)  # trained alone: the early-stopping twin
     whole = engine.run(spec, tmp_store)
     assert [h["phase"] for h in whole.result["history"]] == ["train", "train", "admm", "retrain"]
     assert "minmax_gain" in whole.result["history"][-1] and "minmax_gain" not in whole.result["history"][0]
     assert 0.45 < whole.result["nonzero_fraction"] < 0.55
-    real_train, calls = loo.train, []
+    real_train, calls, killed = loo.train, [], []
 
     def dies_in_retraining(model, data, members, cfg, seed, **kw):
         calls.append(kw["desc"])
-        if kw["desc"].endswith("retrain") and calls.count(kw["desc"]) == 1:
+        if kw["desc"].endswith("retrain") and not killed:
+            killed.append(True)
             raise KeyboardInterrupt  # a kill after the earlier phases were stored
         return real_train(model, data, members, cfg, seed, **kw)
     monkeypatch.setattr(loo, "train", dies_in_retraining)
+    monkeypatch.setenv("MCMIA_WEIGHTS", str(tmp_path / "other_weights"))  # none of the first run's phases
     other = Store(tmp_path / "other")
     with pytest.raises(KeyboardInterrupt):
         engine.run(spec, other)
-    assert weights_path(f"{engine.key(spec)}-0").exists()  # the pretraining is kept for the rerun
+    assert weights_path(loo.phase_keys(spec)[0]).exists()  # the pretraining is kept for the rerun
     resumed = engine.run(spec, other)
     assert [c.split()[-1] for c in calls] == ["train", "admm", "retrain", "retrain"]  # earlier phases not retrained
     for k in whole.arrays:
         assert np.array_equal(whole.arrays[k], resumed.arrays[k]), k
-    assert not list(weights_path("x").parent.glob("loo-*"))
+    # the phases other configurations share are trained once: ADMM's pretraining is the plain model of as many
+    # epochs (an early-stopping configuration), and ADMM pruning without Min-Max shares the ADMM phase
+    calls.clear()
+    assert np.array_equal(engine.run(_tiny(compact=True), other).arrays["phi"], whole_plain.arrays["phi"])
+    assert calls == []
+    engine.run(PoolModelSpec(**{**spec.__dict__, "minmax": None}), other)
+    assert [c.split()[-1] for c in calls] == ["retrain"]
 
 
 def test_imp_butterfly_and_the_budget_of_a_configuration(tmp_store):

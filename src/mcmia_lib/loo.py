@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -187,10 +187,27 @@ def _phases(spec: PoolModelSpec, data: Dataset, ref: Dataset, members: np.ndarra
     return [Phase("train", spec.train, seed, lambda m: minmax(seed) + defense_hooks(spec.regularization, spec.dp))]
 
 
+def phase_keys(spec: PoolModelSpec) -> list[str]:
+    """Weights keys of a compact model's training phases, each named by what it depends on, so that a phase two
+    configurations share is trained once (the grid runs the second after the first): ADMM's pretraining is the
+    plain model with the pretraining's settings (the early-stopping configuration of as many epochs), its ADMM
+    phase is shared by ADMM pruning with and without Min-Max, IMP's round k by every IMP with more rounds. The
+    older layout keeps no weights (none)."""
+    if not spec.compact:
+        return []
+    if spec.imp:
+        return [engine.key(replace(spec, imp=IMP(k, spec.imp.keep))) + "-round" for k in range(spec.imp.prunings + 1)]
+    if spec.pruning:
+        return [engine.key(replace(spec, pruning=None, minmax=None)), engine.key(replace(spec, minmax=None)) + "-admm",
+                engine.key(spec) + "-retrain"]
+    return [engine.key(spec)]
+
+
 def _trained(spec: PoolModelSpec, data: Dataset, ref: Dataset, members: np.ndarray, device, past_corrupt: bool
              ) -> tuple[torch.nn.Module, list]:
-    """Train the model (resumable: an epoch checkpoint, and with several phases each phase's weights, are kept
-    until the entry is stored); return it with the per-epoch history of all phases."""
+    """Train the model (resumable from an epoch checkpoint; a compact model's phases are cached by
+    ``phase_keys``, kept for the configurations that share them); return it with the per-epoch history of all
+    phases."""
     seed = 1000 * spec.pool.seed + spec.index
     torch.manual_seed(seed)
     reg = spec.regularization
@@ -198,16 +215,16 @@ def _trained(spec: PoolModelSpec, data: Dataset, ref: Dataset, members: np.ndarr
     if spec.butterfly:
         butterfly_segments(model, *spec.butterfly)
     model = model.to(device)
-    phases, key = _phases(spec, data, ref, members, seed), engine.key(spec)
+    phases, keys = _phases(spec, data, ref, members, seed), phase_keys(spec)
     desc = f"{spec.model}/{spec.pool.dataset} model {spec.index}"
-    if len(phases) == 1 and not spec.imp:
-        ckpt = weights_path(key).with_suffix(".ckpt")
+    if not keys:
+        ckpt = weights_path(engine.key(spec)).with_suffix(".ckpt")
         history = train(model, data, members, phases[0].cfg, seed, hooks=phases[0].hooks(model), checkpoint=ckpt,
                         desc=desc)
         ckpt.unlink(missing_ok=True)
         return model, history
     history = []
-    for i, phase in enumerate(phases):
+    for phase, key in zip(phases, keys, strict=True):
         hooks = phase.hooks(model)
 
         def fit(ckpt):
@@ -216,10 +233,8 @@ def _trained(spec: PoolModelSpec, data: Dataset, ref: Dataset, members: np.ndarr
             if spec.imp:
                 hooks[-1].restore(model)  # IMP rewinds to the round's best-validation epoch
             return h
-        h, _ = cached_phase(f"{key}-{i}", model, device, fit, phase.name, past_corrupt)
+        h, _ = cached_phase(key, model, device, fit, phase.name, past_corrupt)
         history += h
-    for i in range(len(phases)):  # the phases' weights served resumption only
-        weights_path(f"{key}-{i}").unlink(missing_ok=True)
     return model, history
 
 
@@ -282,7 +297,7 @@ def _compute(spec: PoolModelSpec, device: torch.device, past_corrupt: bool = Fal
     return result, arrays
 
 
-engine.register(PoolModelSpec, "loo-", TRAINING_COMPONENTS, _compute, lambda spec: [])
+engine.register(PoolModelSpec, "loo-", TRAINING_COMPONENTS, _compute, phase_keys)
 
 
 def grid_specs(pool: Pool, model: str, cfg: TrainConfig, **defense) -> list[PoolModelSpec]:
