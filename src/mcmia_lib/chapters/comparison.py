@@ -189,17 +189,13 @@ def _second_half_gain(history: list[dict]) -> float:
 def tuning(p: Params, dataset: str, store=None) -> dict:
     """The stored tuning rows and choices of one data set: ``{"minmax": (rows, choice), "dp": {ε: (rows,
     choice)}}``; a choice is None while a candidate is missing."""
-    from .. import engine
     from ..store import Store
     store = store or Store()
-
-    def loaded(spec):
-        return store.load(engine.key(spec)).result if engine.is_stored(spec, store) else None
     r = p.regimes[dataset]
-    base = loaded(_spec(p, dataset, 0))
+    base = _stored(_spec(p, dataset, 0), store)
     mm = []
     for (lam, k), spec in minmax_candidates(p, dataset).items():
-        res = loaded(spec)
+        res = _stored(spec, store)
         mm.append(None if res is None else {"lam": lam, "steps": k, "val_acc": res["val_acc"],
                                             "test_acc": res["test_acc"], "gain": _second_half_gain(res["history"])})
     mm_choice = None if base is None or None in mm else choose_minmax(mm, base["val_acc"], p.max_accuracy_drop,
@@ -210,7 +206,7 @@ def tuning(p: Params, dataset: str, store=None) -> dict:
     for eps in r.dp_epsilons:
         rows = []
         for (b, lr, e, c), spec in dp_candidates(p, dataset, eps).items():
-            res = loaded(spec)
+            res = _stored(spec, store)
             rows.append(None if res is None else {"batch_size": b, "lr": lr, "epochs": e, "max_grad_norm": c,
                                                   "val_acc": res["val_acc"], "test_acc": res["test_acc"],
                                                   "epsilon": res["dp"]["epsilon"]})
