@@ -248,10 +248,10 @@ def test_on_the_committed_grid_no_dp_sgd_run_certifies_more_than_its_accountant_
     from mcmia_lib.attacks import strong
     from mcmia_lib.experiments import strong_attack_specs
     from mcmia_lib.paths import REPO_ROOT
-    from mcmia_lib.report import profile_params
+    from mcmia_lib.chapters import as_dict, read
     from mcmia_lib.store import Store
     committed = Store(REPO_ROOT / "data" / "results")
-    p = profile_params("strong_attacks", "cpu")
+    p = as_dict(read("strong_attacks", "cpu"))
     checked = 0
     for (dataset, config), specs in strong_attack_specs(p).items():
         if config == "Undefended" or not all(engine.is_stored(s, committed) for s in specs):

@@ -19,6 +19,7 @@ from . import (MAX_EPOCHS, ChapterParams, Model, Profile, batch, count, epoch_co
                plain, width_factor, word)
 
 ComparisonDataset = Literal["cifar10", "fashion_mnist", "mnist", "digits"]
+STAGES = 2
 CHANCE_GAIN = -math.log(4)  # Min-Max's inner gain G of an inference model at chance (001 Eq. 11)
 
 

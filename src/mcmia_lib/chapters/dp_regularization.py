@@ -6,7 +6,7 @@ import typing
 from dataclasses import dataclass
 from typing import Literal
 
-from . import (TEST_SIZE, TRAIN_SIZE, ChapterParams, Profile, batch, count, epoch_count, fraction, members_fit,
+from . import (as_dict, TEST_SIZE, TRAIN_SIZE, ChapterParams, Profile, batch, count, epoch_count, fraction, members_fit,
                number, one_seed, plain, seed_list, width_factor, word)
 
 DpDataset = Literal["mnist", "fashion_mnist", "cifar10"]  # the rows of 004's tables
@@ -64,3 +64,30 @@ class Params(ChapterParams):
     @classmethod
     def relations(cls, p):
         yield from members_fit("n_target", p.n_target, p.datasets)
+
+
+STAGES = 2
+
+
+def stages(p: Params, store=None):
+    """Stage 1: the clipping-norm candidates' validation accuracies. Stage 2, with the chosen norm: 004's runs
+    per data set, configuration and seed, Table I's DP-SGD and MCMIA columns, and the inversion decoders."""
+    from ..experiments import (choose_clip, clip_candidates, dp_column_spec, lomurno_configs, lomurno_spec,
+                               mcmia_spec, table_i_rows)
+    from ..inversion import InversionSpec
+    from . import read
+    q = as_dict(p)
+    yield [v for d in p.datasets for v in clip_candidates({**q, "dataset": d}).values()]
+    clip = {d: choose_clip({**q, "dataset": d}, store=store)[0] for d in p.datasets}
+    spec = lambda d, c, s: lomurno_spec({**q, "dataset": d, "max_grad_norm": clip[d]}, c, s)  # noqa: E731
+    configs = lomurno_configs(p.epsilons)
+    runs = [spec(d, c, s) for d in p.datasets for c in configs for s in p.seeds]
+    inversions = [InversionSpec(spec(d, c, p.inversion_seed), layer, epochs=p.inversion_epochs,
+                                n_train=p.inversion_n_train, n_val=p.inversion_n_val, n_test=p.inversion_n_test)
+                  for layer in p.inversion_layers for d in p.datasets for c in configs]
+    t = q["table_i"]
+    rows = table_i_rows(t, as_dict(read("mcmia_lenet5", p.profile)), as_dict(read("mcmia_cifar10", p.profile)),
+                        clip, p.delta)
+    table_i = [s for dp_p, mcmia_p in rows.values() for seed in t["seeds"]
+               for s in (dp_column_spec(dp_p, seed), mcmia_spec(mcmia_p, "pruning", seed))]
+    yield runs + table_i + inversions

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from . import (TRAIN_SIZE, ChapterParams, Optimizer, Profile, batch, count, epoch_count, fraction, members_fit,
+from . import (as_dict, TRAIN_SIZE, ChapterParams, Optimizer, Profile, batch, count, epoch_count, fraction, members_fit,
                number, one_seed, plain, seed_list, width_factor, word)
 
 CifarModel = Literal["vgg16", "mobilenetv2", "resnet18"]  # the rows of 000's and 001's CIFAR-10 tables
@@ -96,3 +96,36 @@ class Params(ChapterParams):
             yield "admm_ablation.models", f"names {', '.join(stray)}, not among models ({', '.join(p.models)})"
         if p.figure_model not in p.models:
             yield "figure_model", f"must be one of models ({', '.join(p.models)}), got {p.figure_model}"
+
+
+def model_params(p: Params) -> dict:
+    """Each network's parameters (``experiments.per_model_params``: the chapter's, then its overrides)."""
+    from ..data import load_dataset
+    from ..experiments import per_model_params
+    q = as_dict(p)
+    common = {k: q.get(k) for k in ("dataset", "n_target", "epochs", "pretrain_epochs", "batch_size", "lr",
+                                    "optimizer", "flip", "crop_pad", "admm_epochs", "retrain_epochs", "rho",
+                                    "rho_growth", "minmax_lam", "minmax_steps", "minmax_attack_lr", "nn_epochs")}
+    chapter = {**common, **{k: q.get(k) for k in ("models", "widths", "compression", "first_rate", "seeds",
+                                                   "overrides")}}
+    ds = load_dataset(p.dataset)
+    return {m: per_model_params(chapter, m, ds.num_classes, ds.shape) for m in p.models}
+
+
+def ablation_specs(p: Params, params: dict) -> list:
+    """The ADMM ablation: pruning with the ablation's settings, on its models and seeds."""
+    from ..experiments import mcmia_spec
+    ablation = as_dict(p).get("admm_ablation") or {}
+    alt = {k: v for k, v in ablation.items() if k not in ("seeds", "models")}
+    return [mcmia_spec({**params[m], **alt}, "pruning", s) for m in (ablation.get("models") or p.models)
+            for s in params[m]["seeds"] if s in ablation["seeds"]] if ablation else []
+
+
+def stages(p: Params, store=None):
+    """One stage: baseline, MCMIA-Pruning and Min-Max per network and seed, Pruning & Min-Max on
+    ``pmm_models``, and the ADMM ablation."""
+    from ..experiments import METHODS, mcmia_spec
+    params = model_params(p)
+    yield ([mcmia_spec(params[m], k, s) for m in p.models
+            for k in METHODS[:3] + (("pruning+minmax",) if m in p.pmm_models else ()) for s in params[m]["seeds"]]
+           + ablation_specs(p, params))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import (TRAIN_SIZE, ChapterParams, Dataset, Model, Optimizer, Profile, batch, count, epoch_count, fraction,
+from . import (as_dict, TRAIN_SIZE, ChapterParams, Dataset, Model, Optimizer, Profile, batch, count, epoch_count, fraction,
                members_fit, number, one_seed, plain, seed_list, width_factor, word)
 
 
@@ -41,3 +41,11 @@ class Params(ChapterParams):
         for i, r in enumerate(p.rate_candidates):
             if len(r) != len(p.rates):
                 yield f"rate_candidates[{i}]", f"must have one rate per layer ({len(p.rates)}, as rates), got {len(r)}"
+
+
+def stages(p: Params, store=None):
+    """One stage: every method of 000/001 per seed, and the pruning-rate candidates (Algorithm 1) on the first."""
+    from ..experiments import METHODS, mcmia_spec
+    q = as_dict(p)
+    yield ([mcmia_spec(q, m, s) for m in METHODS for s in p.seeds]
+           + [mcmia_spec(q, "pruning", p.seeds[0], rates=r) for r in p.rate_candidates])

@@ -12,3 +12,11 @@ class Params(ChapterParams):
     """The tables chapter's parameters: the profile whose store entries it reads."""
 
     profile: Profile = plain()
+
+
+def stages(p: Params, store=None):
+    """One stage: the entries of the LeNet-5 and CIFAR-10 chapters at the same profile."""
+    from ..experiments import mcmia_specs
+    from . import as_dict, read
+    yield [s for specs in mcmia_specs(as_dict(read("mcmia_lenet5", p.profile)),
+                                      as_dict(read("mcmia_cifar10", p.profile))).values() for s in specs]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from . import (TRAIN_SIZE, ChapterParams, Optimizer, Profile, batch, count, epoch_count, number, plain, seed_list,
+from . import (as_dict, TRAIN_SIZE, ChapterParams, Optimizer, Profile, batch, count, epoch_count, number, plain, seed_list,
                width_factor, word)
 
 NNInit = Literal["default", "normal"]
@@ -26,3 +26,10 @@ class Params(ChapterParams):
     nn_inits: list[NNInit] = word(nonempty=True, distinct=True)  # the first is the chapter's headline
     seeds: list[int] = seed_list()
     printed_lr_epochs: int = epoch_count()  # epochs of the probe at the printed learning rate
+
+
+def stages(p: Params, store=None):
+    """One stage: the probe network, and the target of each seed attacked by the NN attack of each init."""
+    from ..experiments import baseline_probe_spec, lenet5_baseline_spec
+    q = as_dict(p)
+    yield [baseline_probe_spec(q)] + [lenet5_baseline_spec(q, s, init) for init in p.nn_inits for s in p.seeds]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import (TEST_SIZE, TRAIN_SIZE, ChapterParams, Dataset, Profile, batch, count, epoch_count, fraction, number,
+from . import (as_dict, TEST_SIZE, TRAIN_SIZE, ChapterParams, Dataset, Profile, batch, count, epoch_count, fraction, number,
                one_seed, plain, seed_list, word)
 
 
@@ -77,3 +77,10 @@ class Params(ChapterParams):
             yield "part", f"must be <= {pooled // 4} (four parts of the {pooled} images of {p.dataset}), got {p.part}"
         if p.val >= p.part:
             yield "val", f"must be < part ({p.part}), got {p.val}"
+
+
+def stages(p: Params, store=None):
+    """One stage: every network of 002 (dense, pruned, butterfly) per run."""
+    from ..experiments import gonon_nets, gonon_spec
+    q = as_dict(p)
+    yield [gonon_spec(q, net, r) for net in gonon_nets(q) for r in p.runs]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from . import (TRAIN_SIZE, ChapterParams, Model, Profile, batch, count, epoch_count, fraction, number, one_seed,
+from . import (as_dict, TRAIN_SIZE, ChapterParams, Model, Profile, batch, count, epoch_count, fraction, number, one_seed,
                plain, width_factor, word)
 
 StrongDataset = Literal["mnist", "fashion_mnist"]  # the chapter's rows
@@ -44,3 +44,9 @@ class Params(ChapterParams):
         if too_many:
             yield "ref_counts", (f"each must be <= n_models - 2 ({p.n_models - 2}: an example has n_models / 2 - 1 "
                                  f"models on its smaller side), got {too_many[0]}")
+
+
+def stages(p: Params, store=None):
+    """One stage: the leave-one-out grid of each data set and configuration."""
+    from ..experiments import strong_attack_specs
+    yield [s for specs in strong_attack_specs(as_dict(p)).values() for s in specs]
