@@ -45,6 +45,12 @@ def test_compute_seconds_counts_shared_training_once():
     assert report.compute_seconds([baseline, other_attack]) == 20 + 2
     assert report.compute_seconds([baseline, pruned, pmm]) == 20 + 3 + 5 + 7 + 3
     assert report.compute_seconds([pruned]) == 20 + 3 + 5 + 1
+    assert report.compute_seconds([pruned, pruned]) == 20 + 3 + 5 + 1  # an entry listed twice counts once
+    # a shared phase that one entry trained again (no cached weights) counts once, at its smaller time, whatever
+    # the order
+    slow = Entry("e", {**base, "nn_attack": {"init": "normal"}},
+                 {"history": [{**h, "seconds": 30.0} for h in train], "provenance": prov})
+    assert report.compute_seconds([baseline, slow]) == report.compute_seconds([slow, baseline]) == 20 + 2
 
 
 def test_paired_interval_is_the_t_interval_of_the_differences():
@@ -189,12 +195,13 @@ def test_lomurno_dp_slowdown_spans_table_2s_dp_over_baseline_times():
 
 
 def test_mcmia_cells_put_each_entry_in_the_papers_cells():
+    from mcmia_lib.chapters import mcmia_tables
     from mcmia_lib.store import Entry
     sp = [{"weights": 100, "nonzero": 10}, {"weights": 50, "nonzero": 5}]
     e = lambda acc, nn: Entry("k", {}, {"test_acc": acc, "train_acc": 1.0, "attacks": {"nn": {"accuracy": nn}},  # noqa: E731
                                         "sparsity": sp})
     runs = {("CIFAR-10-VGG16", "Baseline"): [e(0.9, 0.6), e(0.8, 0.7)], ("MNIST-LeNet-5", "MCMIA-Pruning"): [e(0.99, 0.5)]}
-    ours = report.mcmia_cells(runs)
+    ours = mcmia_tables.cells(runs)
     assert ours[("CIFAR-10-VGG16", "baseline attack accuracy")] == pytest.approx([60, 70])
     assert ours[("Baseline", "train accuracy")] == [100, 100] and ours[("MNIST-LeNet", "reduction ratio")] == [10]
     assert ours[("MNIST-LeNet-5", "MCMIA-Pruning test accuracy")] == [99]

@@ -56,11 +56,6 @@ def mcmia_specs(lenet: dict, cifar: dict) -> dict:
     return specs
 
 
-def mcmia_runs(lenet: dict, cifar: dict) -> dict:
-    """The stored entries of ``mcmia_specs`` (computing what the store lacks)."""
-    return {row: [run(s) for s in specs] for row, specs in mcmia_specs(lenet, cifar).items()}
-
-
 def quickstart_spec(p: dict, seed: int) -> ExperimentSpec:
     """The quickstart's target: an MLP on the digits data (``p``: n_target, epochs, batch_size, lr, nn_epochs)."""
     return ExperimentSpec(dataset="digits", model="mlp", n_target=p["n_target"], seed=seed,

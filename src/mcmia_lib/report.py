@@ -120,16 +120,20 @@ def _phase_identity(spec: dict, phase: str) -> str:
 
 
 def compute_seconds(entries) -> float:
-    """Training plus attack time recorded in the stored results (not this notebook's wall time). Training
-    time is the sum of epoch times per phase, and a phase shared by several entries (the same target
-    attacked twice, a pruned model's pretraining = the baseline) is counted once."""
-    phases = {}
-    for e in entries:
+    """Training plus attack time recorded in the stored results (not this notebook's wall time), each entry
+    counted once. Training time is the sum of epoch times per phase; a phase shared by several entries (the same
+    target attacked twice, a pruned model's pretraining = the baseline) is counted once, at the smallest time an
+    entry records for it (an entry computed where the phase's weights were not cached records its own training
+    of it), so the total does not depend on the order of ``entries``."""
+    unique = list({e.key: e for e in entries}.values())
+    phases: dict[str, float] = {}
+    for e in unique:
+        own: dict[str, dict] = {}
         for h in e.result["history"]:
-            ident = _phase_identity(e.spec, h.get("phase", "train"))
-            phases.setdefault(ident, {})[h["epoch"]] = h["seconds"]
-    return float(sum(sum(p.values()) for p in phases.values())
-                 + sum(e.result["provenance"].get("seconds_attacks", 0.0) for e in entries))
+            own.setdefault(_phase_identity(e.spec, h.get("phase", "train")), {})[h["epoch"]] = h["seconds"]
+        for ident, epochs in own.items():
+            phases[ident] = min(phases.get(ident, float("inf")), sum(epochs.values()))
+    return float(sum(phases.values()) + sum(e.result["provenance"].get("seconds_attacks", 0.0) for e in unique))
 
 
 def provenance_table(entries) -> pd.DataFrame:
@@ -480,25 +484,6 @@ def algorithm1(sweep, candidates, seed: int = 0) -> tuple[pd.DataFrame, int, int
     table["choice"] = ["← chosen (selection half)" if i == chosen else "" for i in range(len(table))]
     table.loc[oracle, "choice"] += ("; " if oracle == chosen else "") + "oracle (report half)"
     return table, chosen, oracle
-
-
-def mcmia_cells(runs: dict) -> dict:
-    """Our per-seed values for the cells of 000's Tables II and IV–VI from ``experiments.mcmia_runs``:
-    {(row, column): [values]} in the papers' units (percent; the reduction ratio from the masks)."""
-    ours = {}
-    for (row, label), es in runs.items():
-        name = "baseline" if label == "Baseline" else label
-        ours[(row, f"{name} test accuracy")] = [100 * e.result["test_acc"] for e in es]
-        ours[(row, f"{name} attack accuracy")] = [100 * e.result["attacks"]["nn"]["accuracy"] for e in es]
-        if row == "CIFAR-10-VGG16":  # Table VI is VGG16 / CIFAR-10
-            ours[(label, "train accuracy")] = [100 * e.result["train_acc"] for e in es]
-            ours[(label, "test accuracy")] = ours[(row, f"{name} test accuracy")]
-            ours[(label, "attack accuracy")] = ours[(row, f"{name} attack accuracy")]
-        if label == "MCMIA-Pruning":
-            sp = es[0].result["sparsity"]
-            short = row.replace("CIFAR-10-", "CIFAR-").replace("LeNet-5", "LeNet")
-            ours[(short, "reduction ratio")] = [sum(layer["weights"] for layer in sp) / sum(layer["nonzero"] for layer in sp)]
-    return ours
 
 
 def reference_table(tables, ours: dict, rows=None, digits: int = 2, missing: str = "not run here",

@@ -517,10 +517,12 @@ class Results:
         return provenance_table(self.entries)
 
     def store_keys(self):
-        """Each table or figure and the store keys of the entries behind it (``data/results/<key>/spec.json``)."""
+        """Each table or figure and the store keys of the entries behind it, whole (a styled table: pandas would cut
+        long cells); ``data/results/<key>/spec.json`` holds each entry's settings."""
         import pandas as pd
-        return pd.DataFrame([{"shown in": name, "entries": len(es), "store keys": " ".join(sorted({e.key for e in es}))}
-                             for name, es in self.sources.items()]).set_index("shown in")
+        table = pd.DataFrame([{"shown in": name, "entries": len(es), "store keys": " ".join(sorted({e.key for e in es}))}
+                              for name, es in self.sources.items()]).set_index("shown in")
+        return table.style.set_caption("Store keys: data/results/&lt;key&gt;/spec.json holds each entry's settings")
 
     def publish(self) -> None:
         """Record ``glue`` for the prose."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import ChapterParams, Profile, plain
+from . import ChapterParams, Profile, Results, as_dict, entries, plain, read
 
 
 @dataclass(frozen=True)
@@ -14,9 +14,49 @@ class Params(ChapterParams):
     profile: Profile = plain()
 
 
+def _specs(p: Params) -> dict:
+    from ..experiments import mcmia_specs
+    return mcmia_specs(as_dict(read("mcmia_lenet5", p.profile)), as_dict(read("mcmia_cifar10", p.profile)))
+
+
 def stages(p: Params, store=None):
     """One stage: the entries of the LeNet-5 and CIFAR-10 chapters at the same profile."""
-    from ..experiments import mcmia_specs
-    from . import as_dict, read
-    yield [s for specs in mcmia_specs(as_dict(read("mcmia_lenet5", p.profile)),
-                                      as_dict(read("mcmia_cifar10", p.profile))).values() for s in specs]
+    yield [s for specs in _specs(p).values() for s in specs]
+
+
+def cells(runs: dict) -> dict:
+    """Our per-seed values for the cells of 000's Tables II and IV–VI from ``runs`` ({(row, method label):
+    entries}): {(row, column): [values]} in the papers' units (percent; the reduction ratio from the masks)."""
+    ours = {}
+    for (row, label), es in runs.items():
+        name = "baseline" if label == "Baseline" else label
+        ours[(row, f"{name} test accuracy")] = [100 * e.result["test_acc"] for e in es]
+        ours[(row, f"{name} attack accuracy")] = [100 * e.result["attacks"]["nn"]["accuracy"] for e in es]
+        if row == "CIFAR-10-VGG16":  # Table VI is VGG16 / CIFAR-10
+            ours[(label, "train accuracy")] = [100 * e.result["train_acc"] for e in es]
+            ours[(label, "test accuracy")] = ours[(row, f"{name} test accuracy")]
+            ours[(label, "attack accuracy")] = ours[(row, f"{name} attack accuracy")]
+        if label == "MCMIA-Pruning":
+            sp = es[0].result["sparsity"]
+            short = row.replace("CIFAR-10-", "CIFAR-").replace("LeNet-5", "LeNet")
+            ours[(short, "reduction ratio")] = [sum(layer["weights"] for layer in sp) / sum(layer["nonzero"] for layer in sp)]
+    return ours
+
+
+@dataclass
+class TablesResults(Results):
+    tables: dict  # section -> 000's (and 001's) printed cells beside ours (``report.reference_table``)
+
+
+SECTIONS = {"II": ([("000", "II"), ("001", "1")], {}), "III": ([("000", "III")], {}),
+            "IV": ([("000", "IV"), ("001", "5")], {}), "V": ([("000", "V"), ("001", "4")], {"missing": "see the chapter"}),
+            "VI": ([("000", "VI"), ("001", "6")], {})}  # 000's table -> the tables printing it, and options
+
+
+def results(p: Params, store=None) -> TablesResults:
+    from .. import report
+    e = entries(stages(p, store), store)
+    runs = {row: e(specs) for row, specs in _specs(p).items()}
+    ours = cells(runs)
+    return TablesResults({"Tables II-VI": [x for es in runs.values() for x in es]}, {},
+                         {name: report.reference_table(tables, ours, **kw) for name, (tables, kw) in SECTIONS.items()})
