@@ -51,6 +51,9 @@ def test_compute_seconds_counts_shared_training_once():
     slow = Entry("e", {**base, "nn_attack": {"init": "normal"}},
                  {"history": [{**h, "seconds": 30.0} for h in train], "provenance": prov})
     assert report.compute_seconds([baseline, slow]) == report.compute_seconds([slow, baseline]) == 20 + 2
+    decoder = Entry("f", {"target": base, "layer": "Conv1"},  # its history has no epoch times
+                    {"history": [{"epoch": 1, "val_mse": 0.1}], "provenance": {"seconds": 4.0}})
+    assert report.compute_seconds([baseline, decoder]) == 20 + 1 + 4
 
 
 def test_paired_interval_is_the_t_interval_of_the_differences():

@@ -124,16 +124,28 @@ def compute_seconds(entries) -> float:
     counted once. Training time is the sum of epoch times per phase; a phase shared by several entries (the same
     target attacked twice, a pruned model's pretraining = the baseline) is counted once, at the smallest time an
     entry records for it (an entry computed where the phase's weights were not cached records its own training
-    of it), so the total does not depend on the order of ``entries``."""
+    of it), so the total does not depend on the order of ``entries``. An entry without a training history (an
+    inversion decoder's history holds no epoch times; a validation accuracy) counts the wall time it recorded."""
     unique = list({e.key: e for e in entries}.values())
     phases: dict[str, float] = {}
+    other = 0.0
     for e in unique:
+        if not _trains(e):
+            other += e.result["provenance"]["seconds"]
+            continue
         own: dict[str, dict] = {}
         for h in e.result["history"]:
             own.setdefault(_phase_identity(e.spec, h.get("phase", "train")), {})[h["epoch"]] = h["seconds"]
         for ident, epochs in own.items():
             phases[ident] = min(phases.get(ident, float("inf")), sum(epochs.values()))
-    return float(sum(phases.values()) + sum(e.result["provenance"].get("seconds_attacks", 0.0) for e in unique))
+    return float(sum(phases.values()) + other
+                 + sum(e.result["provenance"].get("seconds_attacks", 0.0) for e in unique if _trains(e)))
+
+
+def _trains(entry) -> bool:
+    """Whether an entry records its training per epoch (a history with epoch times)."""
+    history = entry.result.get("history")
+    return bool(history) and "seconds" in history[0]
 
 
 def provenance_table(entries) -> pd.DataFrame:
