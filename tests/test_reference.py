@@ -3,14 +3,14 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from mcmia_lib import report
+from mcmia_lib.report import references, tables, verdicts
 
 
 def test_reference_records_are_complete_and_unique():
-    recs = report.load_reference("mcmia")
+    recs = references.load_reference("mcmia")
     for r in recs:
         assert {"paper", "table", "row", "column", "value"} <= set(r), r
-        assert r["paper"] in report.PAPER_FILES
+        assert r["paper"] in references.PAPER_FILES
     keys = Counter((r["paper"], r["table"], r["row"], r["column"]) for r in recs)
     assert max(keys.values()) == 1
     for r in recs:
@@ -20,14 +20,14 @@ def test_reference_records_are_complete_and_unique():
 
 def test_papers_disagreements_are_recorded_with_both_values():
     """000 and 001 print different values for a few cells (issue 4): both copies must be present."""
-    a = report.reference("CIFAR-100-ResNet-18", "MCMIA-Pruning attack accuracy", table="II")["value"]
-    b = report.reference("CIFAR-100-ResNet-18", "MCMIA-Pruning attack accuracy", table="1")["value"]
+    a = references.reference("CIFAR-100-ResNet-18", "MCMIA-Pruning attack accuracy", table="II")["value"]
+    b = references.reference("CIFAR-100-ResNet-18", "MCMIA-Pruning attack accuracy", table="1")["value"]
     assert (a, b) == (74.31, 63.50)
 
 
 def test_ambiguous_lookup_is_an_error():
     with pytest.raises(KeyError, match="3 reference records"):
-        report.reference("MNIST-LeNet-5", "MCMIA-Pruning attack accuracy")
+        references.reference("MNIST-LeNet-5", "MCMIA-Pruning attack accuracy")
 
 
 def test_compute_seconds_counts_shared_training_once():
@@ -42,53 +42,53 @@ def test_compute_seconds_counts_shared_training_once():
                    {"history": train + admm + [{"epoch": 1, "seconds": 5.0, "phase": "retrain"}], "provenance": prov})
     pmm = Entry("d", {**base, "pruning": {"rates": [0.5]}, "minmax": {"lam": 1.0}},
                 {"history": train + admm + [{"epoch": 1, "seconds": 7.0, "phase": "retrain"}], "provenance": prov})
-    assert report.compute_seconds([baseline, other_attack]) == 20 + 2
-    assert report.compute_seconds([baseline, pruned, pmm]) == 20 + 3 + 5 + 7 + 3
-    assert report.compute_seconds([pruned]) == 20 + 3 + 5 + 1
-    assert report.compute_seconds([pruned, pruned]) == 20 + 3 + 5 + 1  # an entry listed twice counts once
+    assert tables.compute_seconds([baseline, other_attack]) == 20 + 2
+    assert tables.compute_seconds([baseline, pruned, pmm]) == 20 + 3 + 5 + 7 + 3
+    assert tables.compute_seconds([pruned]) == 20 + 3 + 5 + 1
+    assert tables.compute_seconds([pruned, pruned]) == 20 + 3 + 5 + 1  # an entry listed twice counts once
     # a shared phase that one entry trained again (no cached weights) counts once, at its smaller time, whatever
     # the order
     slow = Entry("e", {**base, "nn_attack": {"init": "normal"}},
                  {"history": [{**h, "seconds": 30.0} for h in train], "provenance": prov})
-    assert report.compute_seconds([baseline, slow]) == report.compute_seconds([slow, baseline]) == 20 + 2
+    assert tables.compute_seconds([baseline, slow]) == tables.compute_seconds([slow, baseline]) == 20 + 2
     decoder = Entry("f", {"target": base, "layer": "Conv1"},  # its history has no epoch times
                     {"history": [{"epoch": 1, "val_mse": 0.1}], "provenance": {"seconds": 4.0}})
-    assert report.compute_seconds([baseline, decoder]) == 20 + 1 + 4
+    assert tables.compute_seconds([baseline, decoder]) == 20 + 1 + 4
 
 
 def test_paired_interval_is_the_t_interval_of_the_differences():
     from scipy.stats import t
     d = np.array([1.0, 2.5, 0.5, 1.8])
-    m, lo, hi = report.paired_interval(d, 0.9)
+    m, lo, hi = verdicts.paired_interval(d, 0.9)
     ref = t.interval(0.9, 3, loc=d.mean(), scale=d.std(ddof=1) / 2)
     assert m == d.mean() and np.allclose((lo, hi), ref)
-    assert report.paired_interval([3.0], 0.95) == (3.0, -np.inf, np.inf)
+    assert verdicts.paired_interval([3.0], 0.95) == (3.0, -np.inf, np.inf)
     with pytest.raises(ValueError, match="finite"):
-        report.paired_interval([1.0, np.nan])
+        verdicts.paired_interval([1.0, np.nan])
 
 
 def test_each_region_of_the_verdict_rule():
-    v = report.directional_verdict
+    v = verdicts.directional_verdict
     assert v(1.0, 9.0, 10.0) == "consistent" and v(1.0, 4.9, 10.0) == "smaller effect"
     assert v(-1.0, 4.9, 10.0) == "no effect" and v(-1.0, 5.0, 10.0) == "inconclusive"
     assert v(-3.0, -0.1, 10.0) == "contradicted" and v(0.0, 6.0, 10.0) == "inconclusive"
     with pytest.raises(ValueError, match="positive"):
         v(1, 2, -3.0)
-    e = report.equivalence_verdict
+    e = verdicts.equivalence_verdict
     assert e(-1, 1, 2) == "consistent" and e(-1, 3, 2) == "inconclusive" and e(2.5, 3, 2) == "contradicted"
 
 
 def test_holm_levels_step_down_from_the_smallest_p_value():
-    assert np.allclose(report.holm_levels([0.2, 0.001, 0.04]), [0.95, 1 - 0.05 / 3, 0.975])
-    assert report.holm_levels([0.3]) == [0.95]
+    assert np.allclose(verdicts.holm_levels([0.2, 0.001, 0.04]), [0.95, 1 - 0.05 / 3, 0.975])
+    assert verdicts.holm_levels([0.3]) == [0.95]
 
 
 def test_a_verdict_never_depends_on_rounding():
     # the mean difference 0.004 with a tiny spread: rounded to 2 decimals it would read 0.00 (no effect)
     diffs = [0.0040, 0.0041, 0.0039, 0.0040]
-    t = report.claim_table([{"claim": "c", "paper": 0.01, "diffs": diffs}])
+    t = verdicts.claim_table([{"claim": "c", "paper": 0.01, "diffs": diffs}])
     assert t.loc["c", "verdict"] == "smaller effect" and t.loc["c", "low"] > 0
-    shown = report.display_claims(t)
+    shown = verdicts.display_claims(t)
     assert shown.loc["c", "verdict"] == "smaller effect"  # display formats, it does not decide
 
 
@@ -99,35 +99,35 @@ def test_claim_table_gates_and_seeds_needed():
               {**base, "claim": "flat", "diffs": [0.1, -0.1, 0.0], "not_testable": "reference does not leak"},
               {**base, "claim": "dead", "diffs": [9.0, 10.0, 11.0], "collapsed": "at chance"},
               {**base, "claim": "fixed", "fixed": ("no verdict", "implementations differ")}]
-    t = report.claim_table(claims)
+    t = verdicts.claim_table(claims)
     assert list(t["verdict"]) == ["inconclusive", "contradicted", "not testable", "collapsed", "no verdict"]
     assert sorted(t["level"].dropna()) == pytest.approx([0.95, 0.975, 1 - 0.05 / 3, 0.9875])  # 4 decided, Holm
-    need = report.seeds_needed(claims[0]["diffs"], 10.0, t.loc["wide", "level"])
+    need = verdicts.seeds_needed(claims[0]["diffs"], 10.0, t.loc["wide", "level"])
     assert f"{need} seeds" in t.loc["wide", "note"]
     d = np.array(claims[0]["diffs"])  # with `need` seeds of the same mean and spread the interval decides
     from scipy.stats import t as student
     half = lambda n: student.ppf(0.5 + t.loc["wide", "level"] / 2, n - 1) * d.std(ddof=1) / np.sqrt(n)  # noqa: E731
     assert half(need) < max(abs(d.mean()), abs(5 - d.mean())) <= half(need - 1)
-    one = report.claim_table([{**base, "claim": "one", "diffs": [12.0]}])
+    one = verdicts.claim_table([{**base, "claim": "one", "diffs": [12.0]}])
     assert one.loc["one", "verdict"] == "inconclusive" and one.loc["one", "note"] == "one seed: no interval"
 
 
 def test_ratio_bootstrap_resamples_the_dense_runs_too():
     # every sparse network is identical across runs; only the dense reference varies
     runs = {r: {"dense": (50.0, d), "sparse": [(45.0, 80.0), (40.0, 85.0)]} for r, d in enumerate([70.0, 78.0, 86.0])}
-    b = report.ratio_bootstrap(runs, 3.6, n_boot=300)
+    b = verdicts.ratio_bootstrap(runs, 3.6, n_boot=300)
     assert np.std(b["gain_draws"]) > 0.01  # a fixed dense mean would give one value
-    loss, gain = report.relative_change(50.0, 78.0, [45.0, 40.0] * 3, [80.0, 85.0] * 3)
+    loss, gain = verdicts.relative_change(50.0, 78.0, [45.0, 40.0] * 3, [80.0, 85.0] * 3)
     assert b["mean_gain"] == pytest.approx(gain.mean()) and b["slope"] == pytest.approx(loss @ gain / (loss @ loss))
     assert b["runs"] == 3 and len(b["slope_draws"]) == 300
 
 
 def test_reference_table_shows_both_copies_and_what_was_not_run():
-    t = report.reference_table([("000", "IV"), ("001", "5")], {("MNIST-LeNet-5", "Pruning & Min-Max test accuracy"): [99.0, 98.0]})
+    t = tables.reference_table([("000", "IV"), ("001", "5")], {("MNIST-LeNet-5", "Pruning & Min-Max test accuracy"): [99.0, 98.0]})
     cell = t.loc[("CIFAR-10-VGG16", "Pruning & Min-Max attack accuracy")]
     assert cell["paper"] == 55.93 and cell["other copy"] == "54.67 (001 Table 5)" and cell["ours (mean ± std)"] == "not run here"
     assert t.loc[("MNIST-LeNet-5", "Pruning & Min-Max test accuracy"), "ours (mean ± std)"] == "98.50 ± 0.71"
-    assert set(report.reference_table([("000", "IV")], {}, rows={"MNIST-LeNet-5"}).index.get_level_values(0)) == {"MNIST-LeNet-5"}
+    assert set(tables.reference_table([("000", "IV")], {}, rows={"MNIST-LeNet-5"}).index.get_level_values(0)) == {"MNIST-LeNet-5"}
 
 
 def test_per_class_gap_by_hand():
@@ -137,12 +137,12 @@ def test_per_class_gap_by_hand():
     arrays = {"eval_member": np.array([1, 1, 0, 0, 1, 1, 0, 0]), "eval_label": np.array([0, 0, 0, 0, 1, 1, 1, 1]),
               "eval_pred": np.array([0, 0, 0, 1, 1, 1, 1, 1]),
               "score_nn": np.array([0.9, 0.8, 0.7, 0.1, 0.9, 0.2, 0.8, 0.1])}
-    df = report.per_class_gap({"m": [Entry("k", {"seed": 3}, {}, arrays)]}).set_index("class")
+    df = tables.per_class_gap({"m": [Entry("k", {"seed": 3}, {}, arrays)]}).set_index("class")
     assert df.loc[0, "train-test accuracy gap (%)"] == 50 and df.loc[0, "NN attack accuracy (%)"] == 75
     assert df.loc[1, "train-test accuracy gap (%)"] == 0 and df.loc[1, "NN attack accuracy (%)"] == 50
     assert set(df["seed"]) == {3} and set(df["method"]) == {"m"}
     with pytest.raises(KeyError, match="no per-example predictions"):
-        report.per_class_gap({"m": [Entry("k", {"seed": 0}, {}, {k: v for k, v in arrays.items() if k != "eval_pred"})]})
+        tables.per_class_gap({"m": [Entry("k", {"seed": 0}, {}, {k: v for k, v in arrays.items() if k != "eval_pred"})]})
 
 
 def test_admm_table_reads_the_phases():
@@ -151,48 +151,48 @@ def test_admm_table_reads_the_phases():
             {"phase": "admm", "epoch": 1, "admm_rho": 1e-3, "admm_residual": 0.5, "train_acc": 0.9},
             {"phase": "admm", "epoch": 2, "admm_rho": 1.3e-3, "admm_residual": 0.25, "train_acc": 0.9},
             {"phase": "retrain", "epoch": 1, "train_acc": 0.4}, {"phase": "retrain", "epoch": 2, "train_acc": 0.8}]
-    row = report.admm_table({"P": [Entry("k", {}, {"history": hist})]}).loc["P"]
+    row = tables.admm_table({"P": [Entry("k", {}, {"history": hist})]}).loc["P"]
     assert row["ρ (first → last ADMM epoch)"] == "0.001 → 0.0013"
     assert (row["residual, first ADMM epoch"], row["residual, last ADMM epoch"]) == ("0.500", "0.250")
     assert (row["train acc., first retraining epoch (%)"], row["train acc., last retraining epoch (%)"]) == ("40.00", "80.00")
     with pytest.raises(ValueError, match="B: entries without ADMM"):
-        report.admm_table({"B": [Entry("k", {}, {"history": hist[:1]})]})
+        tables.admm_table({"B": [Entry("k", {}, {"history": hist[:1]})]})
 
 
 def test_lomurno_reference_has_every_cell_of_tables_1_to_4_and_each_value_is_in_the_paper():
     from mcmia_lib.paths import REPO_ROOT
-    recs = report.load_reference("lomurno")
+    recs = references.load_reference("lomurno")
     per_table = Counter(r["table"] for r in recs)
     assert per_table == {"1": 21, "2": 21, "3": 21, "4": 48}  # 3 datasets x 7 columns; 8 layers x 6 columns
-    text = (REPO_ROOT.parent / "shared" / "papers" / report.PAPER_FILES["004"]).read_text()
+    text = (REPO_ROOT.parent / "shared" / "papers" / references.PAPER_FILES["004"]).read_text()
     for r in recs:
         assert str(r["value"]).rstrip("0").rstrip(".") in text.replace("<b>", "").replace("</b>", ""), r
-    assert report.reference("MNIST", "DP eps=2 training seconds", name="lomurno")["value"] == 1886.2
+    assert references.reference("MNIST", "DP eps=2 training seconds", name="lomurno")["value"] == 1886.2
 
 
 def test_gonon_reference_holds_table_1_and_each_value_is_in_the_paper():
     from mcmia_lib.paths import REPO_ROOT
-    recs = report.load_reference("gonon")
+    recs = references.load_reference("gonon")
     assert Counter(r["table"] for r in recs) == {"1": 23, "Sec. 4": 4, "Fig. 1": 1}  # 7 rows x 3 + IMP's 2
-    text = (REPO_ROOT.parent / "shared" / "papers" / report.PAPER_FILES["002"]).read_text()
+    text = (REPO_ROOT.parent / "shared" / "papers" / references.PAPER_FILES["002"]).read_text()
     for r in recs:
         assert f"{r['value']:g}" in text, r
-    assert report.reference("Butterfly (S=2, L=3)", "% of nonzero params", name="gonon")["value"] == 12.9
+    assert references.reference("Butterfly (S=2, L=3)", "% of nonzero params", name="gonon")["value"] == 12.9
 
 
 def test_missing_benchmark_names_the_command_that_makes_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(report, "BENCHMARK_DIR", tmp_path)
+    monkeypatch.setattr(references, "BENCHMARK_DIR", tmp_path)
     with pytest.raises(FileNotFoundError, match=r"benchmarks/dp_overhead\.py --save"):
-        report.load_benchmark("dp_overhead")
+        references.load_benchmark("dp_overhead")
     (tmp_path / "dp_overhead.json").write_text('{"cases": {"a": [2.0, 3.0]}}')
-    assert report.load_benchmark("dp_overhead")["cases"]["a"] == [2.0, 3.0]
+    assert references.load_benchmark("dp_overhead")["cases"]["a"] == [2.0, 3.0]
 
 
 def test_lomurno_dp_slowdown_spans_table_2s_dp_over_baseline_times():
-    recs = {(r["row"], r["column"]): r["value"] for r in report.load_reference("lomurno") if r["table"] == "2"}
+    recs = {(r["row"], r["column"]): r["value"] for r in references.load_reference("lomurno") if r["table"] == "2"}
     ratios = [v / recs[(row, "Baseline training seconds")] for (row, col), v in recs.items() if col.startswith("DP")]
     assert len(ratios) == 9  # 3 datasets x 3 epsilons
-    lo, hi = report.lomurno_dp_slowdown()
+    lo, hi = references.lomurno_dp_slowdown()
     assert (lo, hi) == (min(ratios), max(ratios))
     assert 35 < lo < hi < 55  # 004's text says 41-50x; its Table 2 spans a little more
 

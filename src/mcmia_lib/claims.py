@@ -1,4 +1,4 @@
-"""Each chapter's claims, as inputs of ``report.claim_table``: the paper's effect (from ``data/reference/``),
+"""Each chapter's claims, as inputs of ``verdicts.claim_table``: the paper's effect (from ``data/reference/``),
 oriented so that the claimed direction is positive, beside our paired per-seed differences (from stored
 entries; seeds share splits and pretrained models, so a seed's defended model is compared with the same
 seed's reference model).
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import report
+from .report import verdicts
 
 GATE_LEVEL = 0.95  # the level at which "the reference model leaks" is checked
 
@@ -27,23 +27,23 @@ def paired(reference, other, value) -> list[float]:
 
 def nn_attack(e) -> float:
     """The NN attack's accuracy on the balanced evaluation set, in percent."""
-    return 100 * e.result["attacks"]["nn"]["accuracy"]
+    return 100 * e.attack("nn")["accuracy"]
 
 
 def tfp_auc(e) -> float:
     """004's attack AUC, in AUC points (× 100)."""
-    return 100 * e.result["attacks"]["tfp"]["auc"]
+    return 100 * e.attack("tfp")["auc"]
 
 
 def test_acc(e) -> float:
-    return 100 * e.result["test_acc"]
+    return 100 * e.test_acc
 
 
 def leak_gate(leaks: list[float], what: str) -> str | None:
     """The reason why a claim that a defense lowers the leakage cannot be tested, when the per-seed leakage over
     chance ``leaks`` has an interval at ``GATE_LEVEL`` that holds 0; None when it leaks, or with one seed (no
     interval either way: the claim's own verdict is then inconclusive)."""
-    m, lo, hi = report.paired_interval(leaks, GATE_LEVEL)
+    m, lo, hi = verdicts.paired_interval(leaks, GATE_LEVEL)
     if lo > 0 or not np.isfinite(lo):
         return None
     return f"{what} does not leak: {m:+.2f} points over chance (interval [{lo:+.2f}, {hi:+.2f}])"
@@ -51,7 +51,7 @@ def leak_gate(leaks: list[float], what: str) -> str | None:
 
 def collapse_gate(entries, num_classes: int, what: str) -> str | None:
     """The reason a defended model defends nothing, when its mean test accuracy is below 1.5× chance."""
-    acc = np.mean([e.result["test_acc"] for e in entries])
+    acc = np.mean([e.test_acc for e in entries])
     if acc < 1.5 / num_classes:
         return f"{what}'s test accuracy {100 * acc:.1f}% is at chance ({100 / num_classes:.0f}%)"
     return None
@@ -147,7 +147,7 @@ def inversion_claims(change: dict, paper: dict, layer: str) -> list[dict]:
 
 def sparsity_claims(boot: dict, family_boots: dict) -> list[dict]:
     """002: a relative accuracy loss of p % buys a relative defense gain of about 3.6·p % (3.4–17.3 % nonzero).
-    ``boot`` / ``family_boots[family]``: ``report.ratio_bootstrap`` over runs. The claimed effect is the slope;
+    ``boot`` / ``family_boots[family]``: ``verdicts.ratio_bootstrap`` over runs. The claimed effect is the slope;
     networks that lose defense on average contradict it whatever the slope (a positive slope from
     third-quadrant points is not the claim)."""
     out = []
@@ -165,9 +165,9 @@ def sparsity_claims(boot: dict, family_boots: dict) -> list[dict]:
 
 
 def sparsity_runs(entries: dict, labels, dense: str = "Dense") -> dict:
-    """``report.ratio_bootstrap``'s input from 002's stored results: per run, the dense network's and each
+    """``verdicts.ratio_bootstrap``'s input from 002's stored results: per run, the dense network's and each
     network of ``labels``' (target test accuracy in %, D of the attacker's chosen discriminator)."""
-    point = lambda e: (100 * e.result["target"]["test_acc"], e.result["attacks"]["gonon"]["defense"])  # noqa: E731
+    point = lambda e: (100 * e.result["target"]["test_acc"], e.attack("gonon")["defense"])  # noqa: E731
     runs = {e.spec["run"]: {"dense": point(e), "sparse": []} for e in entries[dense]}
     for label in labels:
         for e in entries[label]:

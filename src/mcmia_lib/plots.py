@@ -7,8 +7,8 @@ import pandas as pd
 import seaborn as sns
 
 from .metrics import roc_curve
-from . import report
-from .report import ATTACK_NAMES
+from .report import tables
+from .report.tables import ATTACK_NAMES
 
 
 def setup():
@@ -17,7 +17,7 @@ def setup():
 
 
 def history_frame(entries) -> pd.DataFrame:
-    return pd.DataFrame([{**h, "seed": e.spec["seed"]} for e in entries for h in e.result["history"]])
+    return pd.DataFrame([{**h, "seed": e.spec["seed"]} for e in entries for h in e.history])
 
 
 def training_curves(entries, title: str = ""):
@@ -46,7 +46,7 @@ def attack_training(entries_by_label: dict, title: str = ""):
     """NN attack: evaluation accuracy and training loss per attack epoch (lower row of 000's Figure 2)."""
     rows = [{**h, "seed": e.spec["seed"], "attack": label}
             for label, entries in entries_by_label.items() for e in entries
-            for h in e.result["attacks"]["nn"]["history"]]
+            for h in e.attack("nn")["history"]]
     df = pd.DataFrame(rows)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     sns.lineplot(df, x="epoch", y="eval_accuracy", hue="attack", errorbar="sd", ax=axes[0])
@@ -124,8 +124,8 @@ def probability_histograms(entries_by_label: dict, title: str = ""):
 
 def gap_vs_attack(entries_by_label: dict, title: str = ""):
     """000 Figure 5: per class, the training − test accuracy gap against the NN attack's accuracy on that
-    class (``report.per_class_gap``), one point per class and seed."""
-    df = report.per_class_gap(entries_by_label)
+    class (``tables.per_class_gap``), one point per class and seed."""
+    df = tables.per_class_gap(entries_by_label)
     fig, ax = plt.subplots(figsize=(6.2, 4.2))
     sns.scatterplot(df, x="train-test accuracy gap (%)", y="NN attack accuracy (%)", hue="method", style="method",
                     s=50, ax=ax)
@@ -145,7 +145,7 @@ def loss_and_attack_curves(entries_by_label: dict, title: str = ""):
         rows = []
         for e in entries:
             starts = {}
-            for i, h in enumerate(e.result["history"]):
+            for i, h in enumerate(e.history):
                 starts.setdefault(h.get("phase", "train"), i + 1)
                 rows += [{"epoch": i + 1, "seed": e.spec["seed"], "loss": h[k], "set": k[:-5]}
                          for k in ("train_loss", "test_loss") if k in h]
@@ -157,7 +157,7 @@ def loss_and_attack_curves(entries_by_label: dict, title: str = ""):
                 ax.text(start, 0.98, phase, fontsize=8, color="grey", rotation=90, ha="left",
                         transform=ax.get_xaxis_transform(), va="top")
         ax.set(yscale="log", title=label, xlabel="training epoch", ylabel="classification loss" if j == 0 else "")
-        att = pd.DataFrame([{**h, "seed": e.spec["seed"]} for e in entries for h in e.result["attacks"]["nn"]["history"]])
+        att = pd.DataFrame([{**h, "seed": e.spec["seed"]} for e in entries for h in e.attack("nn")["history"]])
         ax = axes[1, j]
         sns.lineplot(att, x="epoch", y="eval_accuracy", errorbar="sd", ax=ax, color="C3")
         ax.axhline(0.5, ls=":", c="grey")
@@ -172,7 +172,7 @@ def minmax_gain_curves(entries_by_label: dict, title: str = ""):
     training; −log 4 is an inference model at chance."""
     rows = [{"epoch": i + 1, "gain G": h["minmax_gain"], "method": label, "seed": e.spec["seed"]}
             for label, entries in entries_by_label.items() for e in entries
-            for i, h in enumerate(x for x in e.result["history"] if "minmax_gain" in x)]
+            for i, h in enumerate(x for x in e.history if "minmax_gain" in x)]
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     sns.lineplot(pd.DataFrame(rows), x="epoch", y="gain G", hue="method", errorbar="sd", ax=ax)
     ax.axhline(-np.log(4), ls=":", c="grey", label="chance (−log 4)")
@@ -316,7 +316,7 @@ def seed_curves(entries_by_dataset: dict, title: str = ""):
     for ax, (name, by_config) in zip(axes[0], entries_by_dataset.items()):
         df = pd.DataFrame([{"epoch": h["epoch"], "test accuracy": h["test_acc"], "seed": e.spec["seed"],
                             "configuration": c}
-                           for c, es in by_config.items() for e in es for h in e.result["history"]])
+                           for c, es in by_config.items() for e in es for h in e.history])
         sns.lineplot(df, x="epoch", y="test accuracy", hue="configuration", units="seed", estimator=None,
                      lw=0.9, marker=".", ax=ax, legend=ax is axes[0, -1])
         ax.set_title(name)

@@ -512,8 +512,8 @@ class Results:
         return list(seen.values())
 
     def provenance(self):
-        """Hardware, compute and last finish of the chapter's entries (``report.provenance_table``)."""
-        from ..report import provenance_table
+        """Hardware, compute and last finish of the chapter's entries (``tables.provenance_table``)."""
+        from ..report.tables import provenance_table
         return provenance_table(self.entries)
 
     def store_keys(self):
@@ -526,6 +526,6 @@ class Results:
 
     def publish(self) -> None:
         """Record ``glue`` for the prose."""
-        from ..report import glue
+        from ..report.book import glue
         for name, value in self.glue.items():
             glue(name, value)

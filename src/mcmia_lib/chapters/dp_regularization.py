@@ -8,6 +8,8 @@ from typing import Literal
 
 import pandas as pd
 
+from ..report.references import ROW_NAMES
+
 from . import (Results, as_dict, entries, TEST_SIZE, TRAIN_SIZE, ChapterParams, Profile, batch, count, epoch_count, fraction, members_fit,
                number, one_seed, plain, seed_list, width_factor, word)
 
@@ -95,9 +97,6 @@ def stages(p: Params, store=None):
     yield runs + table_i + inversions
 
 
-ROW = {"mnist": "MNIST", "fashion_mnist": "F-MNIST", "cifar10": "CIFAR-10"}  # 004's row names
-
-
 @dataclass
 class DPResults(Results):
     data_labels: list  # the data sets' names
@@ -134,7 +133,9 @@ class DPResults(Results):
 def results(p: Params, store=None) -> DPResults:
     import numpy as np
 
-    from .. import claims as claim_lib, report
+    from .. import claims as claim_lib
+    from ..report import references, tables
+    from ..report.verdicts import claim_table
     from ..data import load_dataset
     from ..experiments import (choose_clip, clip_candidates, dp_column_spec, lomurno_configs, lomurno_spec,
                                mcmia_spec, table_i_rows)
@@ -166,7 +167,7 @@ def results(p: Params, store=None) -> DPResults:
     for d in p.datasets:
         clip[d], tried = choose_clip({**q, "dataset": d}, store=store)
         candidates += e(list(clip_candidates({**q, "dataset": d}).values()))
-        rows += [{"dataset": ROW[d], **r} for r in tried]
+        rows += [{"dataset": ROW_NAMES[d], **r} for r in tried]
     choice = pd.DataFrame(rows).pivot_table(index=["dataset", "epsilon"], columns="C", values="validation accuracy")
     choice.columns = [f"C = {c:g}" for c in choice.columns]
     choice["chosen C"] = [clip[d][eps] for d in p.datasets for eps in sorted(p.epsilons)]
@@ -175,7 +176,7 @@ def results(p: Params, store=None) -> DPResults:
     runs = {d: {c: e([spec(d, c, s) for s in p.seeds]) for c in configs} for d in p.datasets}
     targets = [x for d in p.datasets for es in runs[d].values() for x in es]
 
-    dips = report.late_dips({f"{ROW[d]} {c}": runs[d][c] for d in p.datasets for c in configs})
+    dips = tables.late_dips({f"{ROW_NAMES[d]} {c}": runs[d][c] for d in p.datasets for c in configs})
     dips_note = (f"Runs whose test accuracy fell more than 20 points below their best in the second half of "
                  f"training: {len(dips)}." + ("" if dips.empty else " They are in the tables with their last-epoch "
                                                  "numbers (004 trains a fixed number of epochs, and so do we):"))
@@ -184,71 +185,71 @@ def results(p: Params, store=None) -> DPResults:
     for d in p.datasets:
         for c in configs:
             es = runs[d][c]
-            ours[(ROW[d], f"{c} test accuracy")] = [x.result["test_acc"] for x in es]
-            ours[(ROW[d], f"{c} MIA AUC")] = [x.result["attacks"]["tfp"]["auc"] for x in es]
-            ours[(ROW[d], f"{c} training seconds")] = [sum(h["step_seconds"] for h in x.result["history"]) for x in es]
+            ours[(ROW_NAMES[d], f"{c} test accuracy")] = [x.test_acc for x in es]
+            ours[(ROW_NAMES[d], f"{c} MIA AUC")] = [x.attack("tfp")["auc"] for x in es]
+            ours[(ROW_NAMES[d], f"{c} training seconds")] = [sum(h["step_seconds"] for h in x.history) for x in es]
     ratios = []
     for d in p.datasets:
-        base = mean(ours[(ROW[d], "Baseline training seconds")])
+        base = mean(ours[(ROW_NAMES[d], "Baseline training seconds")])
         for c in configs[1:]:
-            ref = report.reference(ROW[d], f"{c} training seconds", name="lomurno")["value"]
-            ref_base = report.reference(ROW[d], "Baseline training seconds", name="lomurno")["value"]
-            ratios.append({"dataset": ROW[d], "configuration": c,
-                           "ours: time / baseline": mean(ours[(ROW[d], f"{c} training seconds")]) / base,
+            ref = references.reference(ROW_NAMES[d], f"{c} training seconds", name="lomurno")["value"]
+            ref_base = references.reference(ROW_NAMES[d], "Baseline training seconds", name="lomurno")["value"]
+            ratios.append({"dataset": ROW_NAMES[d], "configuration": c,
+                           "ours: time / baseline": mean(ours[(ROW_NAMES[d], f"{c} training seconds")]) / base,
                            "004: time / baseline": ref / ref_base})
 
-    paper_dp = report.lomurno_dp_slowdown()  # 004 Table 2: lowest and highest DP / baseline time
-    bench = report.load_benchmark("dp_overhead")
+    paper_dp = references.lomurno_dp_slowdown()  # 004 Table 2: lowest and highest DP / baseline time
+    bench = references.load_benchmark("dp_overhead")
     bench_note = (
         f"Measured {bench['started']} with torch {bench['torch']} and Opacus {bench['opacus']}, {bench['threads']} "
         f"thread, {bench['examples']:,} examples per epoch, batch {bench['batch']}, {bench['rounds']} rounds; load "
         f"average {bench['load_average_before']:.2f} on {bench['cpus']} cores when it started. Median ratios: "
         + "; ".join(f"{c} {np.median(r):.2f}×" for c, r in bench["cases"].items())
         + f". 004's DP / baseline times: {paper_dp[0]:.0f}–{paper_dp[1]:.0f}×.")
-    accounting = pd.DataFrame([{"dataset": ROW[d], "configuration": c, "seed": x.spec["seed"], **x.result["dp"]}
+    accounting = pd.DataFrame([{"dataset": ROW_NAMES[d], "configuration": c, "seed": x.spec["seed"], **x.result["dp"]}
                                for d in p.datasets for c in configs for x in runs[d][c] if "dp" in x.result]
                               ).set_index(["dataset", "configuration", "seed"])
 
     leak_note = (
         "How much our undefended targets leak, beside 004 (a defense can only remove leakage that is there; where "
         "the baseline's AUC is near 0.5 the changes in this table are small by construction): "
-        + "; ".join(f"{ROW[d]}: train − test accuracy "
+        + "; ".join(f"{ROW_NAMES[d]}: train − test accuracy "
                     f"{100 * mean([x.result['train_acc'] - x.result['test_acc'] for x in runs[d]['Baseline']]):.1f} "
-                    f"points, AUC {mean(ours[(ROW[d], 'Baseline MIA AUC')]):.3f} "
-                    f"(004: {report.reference(ROW[d], 'Baseline MIA AUC', name='lomurno')['value']:.3f})"
+                    f"points, AUC {mean(ours[(ROW_NAMES[d], 'Baseline MIA AUC')]):.3f} "
+                    f"(004: {references.reference(ROW_NAMES[d], 'Baseline MIA AUC', name='lomurno')['value']:.3f})"
                     for d in p.datasets) + ".")
     common = [a for a in runs[p.datasets[0]]["Baseline"][0].result["attacks"] if a != "tfp"]
-    attacks = pd.concat({(ROW[d], c): report.attack_table(runs[d][c], common) for d in p.datasets for c in configs},
+    attacks = pd.concat({(ROW_NAMES[d], c): tables.attack_table(runs[d][c], common) for d in p.datasets for c in configs},
                         names=["dataset", "configuration"])
     attack_tables = {metric: attacks[metric].unstack("attack").reindex(attacks.index.droplevel("attack").unique())
                      for metric in ("AUC", "TPR @ 1% FPR", "TPR @ 0.1% FPR")}
 
     def change(d, c, col):
-        b = mean(ours[(ROW[d], f"Baseline {col}")])
-        return 100 * (mean(ours[(ROW[d], f"{c} {col}")]) - b) / b
+        b = mean(ours[(ROW_NAMES[d], f"Baseline {col}")])
+        return 100 * (mean(ours[(ROW_NAMES[d], f"{c} {col}")]) - b) / b
 
-    lref = lambda r, col: report.reference(r, col, name="lomurno")["value"]  # noqa: E731
+    lref = lambda r, col: references.reference(r, col, name="lomurno")["value"]  # noqa: E731
     avg = lambda f: float(np.mean([f(d) for d in p.datasets]))  # noqa: E731  (004 averages over its datasets)
     changes = pd.DataFrame([{
         "configuration": c,
-        "AUC change, 004 (points)": avg(lambda d: 100 * (lref(ROW[d], f"{c} MIA AUC") - lref(ROW[d], "Baseline MIA AUC"))),
-        "AUC change, ours (points)": avg(lambda d: 100 * (mean(ours[(ROW[d], f"{c} MIA AUC")])
-                                                          - mean(ours[(ROW[d], "Baseline MIA AUC")]))),
-        "AUC change, 004 (%)": avg(lambda d: 100 * (lref(ROW[d], f"{c} MIA AUC") / lref(ROW[d], "Baseline MIA AUC") - 1)),
+        "AUC change, 004 (points)": avg(lambda d: 100 * (lref(ROW_NAMES[d], f"{c} MIA AUC") - lref(ROW_NAMES[d], "Baseline MIA AUC"))),
+        "AUC change, ours (points)": avg(lambda d: 100 * (mean(ours[(ROW_NAMES[d], f"{c} MIA AUC")])
+                                                          - mean(ours[(ROW_NAMES[d], "Baseline MIA AUC")]))),
+        "AUC change, 004 (%)": avg(lambda d: 100 * (lref(ROW_NAMES[d], f"{c} MIA AUC") / lref(ROW_NAMES[d], "Baseline MIA AUC") - 1)),
         "AUC change, ours (%)": avg(lambda d: change(d, c, "MIA AUC")),
-        "accuracy change, 004 (points)": avg(lambda d: 100 * (lref(ROW[d], f"{c} test accuracy")
-                                                              - lref(ROW[d], "Baseline test accuracy"))),
-        "accuracy change, ours (points)": avg(lambda d: 100 * (mean(ours[(ROW[d], f"{c} test accuracy")])
-                                                               - mean(ours[(ROW[d], "Baseline test accuracy")])))}
+        "accuracy change, 004 (points)": avg(lambda d: 100 * (lref(ROW_NAMES[d], f"{c} test accuracy")
+                                                              - lref(ROW_NAMES[d], "Baseline test accuracy"))),
+        "accuracy change, ours (points)": avg(lambda d: 100 * (mean(ours[(ROW_NAMES[d], f"{c} test accuracy")])
+                                                               - mean(ours[(ROW_NAMES[d], "Baseline test accuracy")])))}
         for c in configs[1:]]).set_index("configuration").round(2)
 
     inv = {d: {c: {layer: e[InversionSpec(spec(d, c, p.inversion_seed), layer, epochs=p.inversion_epochs,
                                           n_train=p.inversion_n_train, n_val=p.inversion_n_val,
                                           n_test=p.inversion_n_test)]
                    for layer in p.inversion_layers} for c in configs} for d in p.datasets}
-    mse = pd.DataFrame([{"dataset": ROW[d], "configuration": c, "layer": layer, "test MSE": x.result["test_mse"],
+    mse = pd.DataFrame([{"dataset": ROW_NAMES[d], "configuration": c, "layer": layer, "test MSE": x.result["test_mse"],
                          "mean-image MSE": x.result["mean_image_mse"], "best epoch": x.result["best_epoch"],
-                         "epochs run": x.result["epochs_run"], "seconds": x.result["provenance"]["seconds"]}
+                         "epochs run": x.result["epochs_run"], "seconds": x.seconds}
                         for d in p.datasets for c in configs for layer, x in inv[d][c].items()])
     base = mse[mse.configuration == "Baseline"].set_index(["dataset", "layer"])["test MSE"]
     mse["change (%)"] = 100 * (mse["test MSE"].values / base.loc[list(zip(mse.dataset, mse.layer))].values - 1)
@@ -267,28 +268,28 @@ def results(p: Params, store=None) -> DPResults:
 
     last = p.inversion_layers[-1]
     tradeoff = pd.DataFrame([{
-        "configuration": c, "accuracy": np.mean([mean(ours[(ROW[d], f"{c} test accuracy")]) for d in p.datasets]),
+        "configuration": c, "accuracy": np.mean([mean(ours[(ROW_NAMES[d], f"{c} test accuracy")]) for d in p.datasets]),
         "MSE change (%)": mse[(mse.configuration == c) & (mse.layer == last)]["change (%)"].mean(),
         "AUC change (%)": np.mean([change(d, c, "MIA AUC") for d in p.datasets]),
         "time ratio": np.mean([change(d, c, "training seconds") / 100 + 1 for d in p.datasets])} for c in configs])
 
-    paper_mse = lambda c: report.reference(last, f"{c} inversion MSE change %", name="lomurno")["value"]  # noqa: E731
+    paper_mse = lambda c: references.reference(last, f"{c} inversion MSE change %", name="lomurno")["value"]  # noqa: E731
     medians = [np.median(r) for r in bench["cases"].values()]
-    claims = claim_lib.lomurno_claims(runs, p.datasets, ROW, configs, lref, (min(medians), max(medians)), paper_dp)
+    claims = claim_lib.lomurno_claims(runs, p.datasets, ROW_NAMES, configs, lref, (min(medians), max(medians)), paper_dp)
     claims += claim_lib.inversion_claims({c: table4[(last, c)] for c in configs[1:]},
                                          {c: paper_mse(c) for c in configs[1:]}, last)
-    verdicts = report.claim_table(claims)
+    verdicts = claim_table(claims)
 
     t = q["table_i"]
     t1 = {row: {"DP": e([dp_column_spec(dp_p, s) for s in t["seeds"]]),
                 "MCMIA-Pruning": e([mcmia_spec(mcmia_p, "pruning", s) for s in t["seeds"]])}
           for row, (dp_p, mcmia_p) in table_i_rows(t, as_dict(read("mcmia_lenet5", p.profile)),
                                                    as_dict(read("mcmia_cifar10", p.profile)), clip, p.delta).items()}
-    ours1 = {(row, f"{col} {what}"): [100 * (x.result["test_acc"] if what == "test accuracy" else
-                                            x.result["attacks"]["nn"]["accuracy"]) for x in es]
+    ours1 = {(row, f"{col} {what}"): [100 * (x.test_acc if what == "test accuracy" else
+                                            x.attack("nn")["accuracy"]) for x in es]
              for row, cols in t1.items() for col, es in cols.items() for what in ("test accuracy", "attack accuracy")}
-    ref1 = lambda row, col: report.reference(row, col, table="I")["value"]  # noqa: E731
-    t1_verdicts = report.claim_table([
+    ref1 = lambda row, col: references.reference(row, col, table="I")["value"]  # noqa: E731
+    t1_verdicts = claim_table([
         claim_lib.leaks_less_than(row, cols["DP"], cols["MCMIA-Pruning"], ref1(row, "DP attack accuracy"),
                                   ref1(row, "MCMIA-Pruning attack accuracy"), ("DP-SGD", "MCMIA-Pruning"))
         for row, cols in t1.items()])
@@ -302,14 +303,14 @@ def results(p: Params, store=None) -> DPResults:
         {"clipping norm": candidates, "Tables 1-3, curves, accounting, attacks, verdicts": targets,
          "Table 4, Figures 4-6 (decoders)": [x for d in inv.values() for c in d.values() for x in c.values()],
          "000's Table I": table_i_entries}, {},
-        [ds.label for ds in data.values()], report.settings_table(q, as_dict(read("dp_regularization", "paper"))),
+        [ds.label for ds in data.values()], tables.settings_table(q, as_dict(read("dp_regularization", "paper"))),
         scaling, choice.round(4), configs, runs, dips_note, None if dips.empty else dips.round(1),
-        report.reference_table([("004", "1")], ours, digits=3, name="lomurno"),
-        report.reference_table([("004", "2")], ours, digits=1, name="lomurno"),
+        tables.reference_table([("004", "1")], ours, digits=3, name="lomurno"),
+        tables.reference_table([("004", "2")], ours, digits=1, name="lomurno"),
         pd.DataFrame(ratios).set_index(["dataset", "configuration"]).round(2), bench, paper_dp, bench_note,
-        accounting, report.reference_table([("004", "3")], ours, digits=3, name="lomurno"), leak_note,
+        accounting, tables.reference_table([("004", "3")], ours, digits=3, name="lomurno"), leak_note,
         attack_tables, changes, mse, inv,
-        report.reference_table([("004", "4")], ours4, digits=1, name="lomurno",
+        tables.reference_table([("004", "4")], ours4, digits=1, name="lomurno",
                                missing="layer not inverted at this profile"),
-        inversion_note, absolute.round(4), tradeoff, verdicts, report.reference_table([("000", "I")], ours1),
+        inversion_note, absolute.round(4), tradeoff, verdicts, tables.reference_table([("000", "I")], ours1),
         t1_verdicts, t1_note)

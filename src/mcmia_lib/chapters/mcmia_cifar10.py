@@ -7,6 +7,8 @@ from typing import Literal
 
 import pandas as pd
 
+from ..report.references import ROW_NAMES
+
 from . import (Results, as_dict, entries, TRAIN_SIZE, ChapterParams, Optimizer, Profile, batch, count, epoch_count, fraction, members_fit,
                number, one_seed, plain, seed_list, width_factor, word)
 
@@ -133,8 +135,6 @@ def stages(p: Params, store=None):
            + ablation_specs(p, params))
 
 
-ROW = {"vgg16": "VGG16", "mobilenetv2": "MobileNetV2", "resnet18": "ResNet-18"}  # the papers' row names
-DATA = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 OVERRIDE_TEXT = {"n_target": lambda v: f"{v:,} members", "seeds": lambda v: f"seeds {v}",
                  "curve_subset": lambda v: f"per-epoch curves on {v:,} test and {v:,} evaluation examples",
                  "depthwise_rate": lambda v: f"its depthwise 3×3 layers pruned at {v:.0%} (not the common rate)"}
@@ -156,7 +156,7 @@ class CifarResults(Results):
     table_vi: pd.DataFrame | None  # VGG16's train / test / attack accuracy beside Tables VI / 6 (None: not run)
     gap_note: str  # correlation of the per-class gap and attack accuracy (Markdown)
     js: pd.DataFrame
-    admm: pd.DataFrame  # the ADMM residual per model and method (``report.admm_table``)
+    admm: pd.DataFrame  # the ADMM residual per model and method (``tables.admm_table``)
     admm_note: str  # whether ADMM converged (Markdown)
     ablation: pd.DataFrame | None  # the earlier ADMM schedule beside this one (None: no ablation)
     figure_specs: dict  # method label -> the figure model's and seed's spec (Figure 3 loads its weights)
@@ -170,7 +170,9 @@ class CifarResults(Results):
 def results(p: Params, store=None) -> CifarResults:
     import numpy as np
 
-    from .. import claims as claim_lib, report
+    from .. import claims as claim_lib
+    from ..report import references, tables
+    from ..report.verdicts import claim_table
     from ..data import load_dataset
     from ..defenses.pruning import prunable
     from ..experiments import LABELS, mcmia_spec
@@ -179,13 +181,13 @@ def results(p: Params, store=None) -> CifarResults:
     e = entries(stages(p, store), store)
     ds = load_dataset(p.dataset)
     params = model_params(p)
-    data = DATA[p.dataset]
-    rows = {m: f"{data}-{ROW[m]}" for m in p.models}
+    data = ROW_NAMES[p.dataset]
+    rows = {m: f"{data}-{ROW_NAMES[m]}" for m in p.models}
     kinds = {m: ["baseline", "pruning", "minmax"] + (["pruning+minmax"] if m in p.pmm_models else []) for m in p.models}
     methods = {m: {LABELS[k]: e([mcmia_spec(params[m], k, s) for s in params[m]["seeds"]]) for k in kinds[m]}
                for m in p.models}
-    nn = lambda es: [100 * x.result["attacks"]["nn"]["accuracy"] for x in es]  # noqa: E731
-    test = lambda es: [100 * x.result["test_acc"] for x in es]  # noqa: E731
+    nn = lambda es: [100 * x.attack("nn")["accuracy"] for x in es]  # noqa: E731
+    test = lambda es: [100 * x.test_acc for x in es]  # noqa: E731
     overrides = as_dict(p)["overrides"]
 
     scaling = (
@@ -202,7 +204,7 @@ def results(p: Params, store=None) -> CifarResults:
         "retraining epochs from the baseline. The per-layer rates follow "
         f"001's rule (App. E: first layer {p.first_rate:.0%}, the others one common rate) with the common rate set "
         "so that the compression equals the ratio printed for the model: "
-        + ", ".join(f"{m} {p.compression[m]:g}× ({report.source(report.compression_reference(m, p.compression[m]))})"
+        + ", ".join(f"{m} {p.compression[m]:g}× ({references.source(references.compression_reference(m, p.compression[m]))})"
                     for m in p.models) + ". For VGG16, 001 Table 4 prints 13.84× and 000 Table V 12.80× for the same "
         "model; we follow 001 (its rates come from the same appendix)."
         + "".join(f" {m} differs from these common settings: "
@@ -215,24 +217,24 @@ def results(p: Params, store=None) -> CifarResults:
             name = "baseline" if label == "Baseline" else label
             ours[(rows[m], f"{name} test accuracy")] = test(es)
             ours[(rows[m], f"{name} attack accuracy")] = nn(es)
-    table_ii = report.reference_table([("000", "II"), ("001", "1")], ours, rows=set(rows.values()))
-    table_iv = report.reference_table([("000", "IV"), ("001", "5")], ours, rows={rows[m] for m in p.pmm_models})
+    table_ii = tables.reference_table([("000", "II"), ("001", "1")], ours, rows=set(rows.values()))
+    table_iv = tables.reference_table([("000", "IV"), ("001", "5")], ours, rows={rows[m] for m in p.pmm_models})
 
     claims = []
     for m in p.models:
-        paper = {label: report.reference(rows[m], f"{label} attack accuracy", table=table)["value"]
+        paper = {label: references.reference(rows[m], f"{label} attack accuracy", table=table)["value"]
                  for label, table in (("MCMIA-Pruning", "II"), ("Min-Max", "II"), ("Pruning & Min-Max", "IV"))
                  if label in methods[m]}
         claims += claim_lib.defense_lowers_attack(
             rows[m], methods[m]["Baseline"], {label: methods[m][label] for label in paper},
-            report.reference(rows[m], "baseline attack accuracy", table="II")["value"], paper, ds.num_classes)
-    verdicts = report.claim_table(claims)
-    cost = [f"{ROW[m]} {label} {np.mean(test(methods[m]['Baseline'])) - np.mean(test(es)):+.2f}"
+            references.reference(rows[m], "baseline attack accuracy", table="II")["value"], paper, ds.num_classes)
+    verdicts = claim_table(claims)
+    cost = [f"{ROW_NAMES[m]} {label} {np.mean(test(methods[m]['Baseline'])) - np.mean(test(es)):+.2f}"
             for m in p.models for label, es in methods[m].items() if label != "Baseline"]
     cost_note = ("Paired per-seed differences (baseline − defended NN-attack accuracy, points), Holm levels over "
                  "the chapter's claims; rule on the methods page. Test "
                  "accuracy lost (points): " + "; ".join(cost) + ".")
-    attacks = pd.concat({(ROW[m], label): report.attack_table(es) for m in p.models for label, es in methods[m].items()},
+    attacks = pd.concat({(ROW_NAMES[m], label): tables.attack_table(es) for m in p.models for label, es in methods[m].items()},
                         names=["model", "method"])
 
     layer_rows = []
@@ -240,25 +242,25 @@ def results(p: Params, store=None) -> CifarResults:
         rep = methods[m]["MCMIA-Pruning"][0].result["sparsity"]
         w, kept = sum(x["weights"] for x in rep), sum(x["nonzero"] for x in rep)
         full = sum(w_.numel() for _, w_ in prunable(build_model(m, ds.num_classes, ds.shape, 1.0)))
-        layer_rows.append({"model": ROW[m], "layers": len(rep), "first-layer rate": params[m]["rates"][0],
+        layer_rows.append({"model": ROW_NAMES[m], "layers": len(rep), "first-layer rate": params[m]["rates"][0],
                            "other layers' rate": max(params[m]["rates"][1:]),
                            "depthwise layers' rate": params[m].get("depthwise_rate") or "common",
                            f"weights (width × {p.widths[m]:g})": w, "after pruning": kept,
                            "compression (×)": round(w / kept, 2), "weights at full width": full})
-    table_v = report.reference_table(
+    table_v = tables.reference_table(
         [("000", "V"), ("001", "4")],
-        {(f"CIFAR-{ROW[m]}", "reduction ratio"): [x["compression (×)"]] for m, x in zip(p.models, layer_rows)},
-        rows={f"CIFAR-{ROW[m]}" for m in p.models}, missing="scaled width: table above")
+        {(f"CIFAR-{ROW_NAMES[m]}", "reduction ratio"): [x["compression (×)"]] for m, x in zip(p.models, layer_rows)},
+        rows={f"CIFAR-{ROW_NAMES[m]}" for m in p.models}, missing="scaled width: table above")
 
     vgg = methods.get("vgg16", {})
     ours6 = {}
     for label, es in vgg.items():
-        ours6[(label, "train accuracy")] = [100 * x.result["train_acc"] for x in es]
+        ours6[(label, "train accuracy")] = [100 * x.train_acc for x in es]
         ours6[(label, "test accuracy")] = test(es)
         ours6[(label, "attack accuracy")] = nn(es)
-    table_vi = report.reference_table([("000", "VI"), ("001", "6")], ours6) if vgg else None
+    table_vi = tables.reference_table([("000", "VI"), ("001", "6")], ours6) if vgg else None
 
-    gaps = report.per_class_gap(methods[p.figure_model])
+    gaps = tables.per_class_gap(methods[p.figure_model])
     gap, acc = gaps["train-test accuracy gap (%)"], gaps["NN attack accuracy (%)"]
     corr = np.corrcoef(gap, acc)[0, 1] if gap.std() > 0 and acc.std() > 0 else float("nan")
     gap_note = (f"Across all methods, classes and seeds ({len(gap)} points) the Pearson correlation between "
@@ -266,17 +268,17 @@ def results(p: Params, store=None) -> CifarResults:
                 "not vary); 000 describes the relation as a trend without a number.")
 
     pruned_labels = ("MCMIA-Pruning", "Pruning & Min-Max")
-    admm = pd.concat({ROW[m]: report.admm_table({k: v for k, v in methods[m].items() if k in pruned_labels})
+    admm = pd.concat({ROW_NAMES[m]: tables.admm_table({k: v for k, v in methods[m].items() if k in pruned_labels})
                       for m in p.models}, names=["model"])
     said = []
     for m in p.models:
-        res = [[h["admm_residual"] for h in x.result["history"] if h.get("phase") == "admm"]
+        res = [[h["admm_residual"] for h in x.history if h.get("phase") == "admm"]
                for x in methods[m]["MCMIA-Pruning"]]
         first, last = np.mean([r[0] for r in res]), np.mean([r[-1] for r in res])
         trend = ("one ADMM epoch only" if len(res[0]) == 1 else "shrinking" if last < first else
                  "growing, so ADMM had not converged when the weights were hard-pruned and the retraining "
                  "starts from a damaged network")
-        said.append(f"{ROW[m]}: {first:.2f} → {last:.2f}, {trend}")
+        said.append(f"{ROW_NAMES[m]}: {first:.2f} → {last:.2f}, {trend}")
     admm_note = "Residual over the ADMM phase (mean over seeds): " + "; ".join(said) + "."
 
     ablation_entries = e(ablation_specs(p, params))
@@ -289,11 +291,11 @@ def results(p: Params, store=None) -> CifarResults:
             for name, pm in (("this chapter", params[m]), ("earlier", {**params[m], **alt})):
                 for s in [s for s in params[m]["seeds"] if s in a["seeds"]]:
                     x = e[mcmia_spec(pm, "pruning", s)]
-                    res = [h["admm_residual"] for h in x.result["history"] if h.get("phase") == "admm"]
-                    abl_rows.append({"model": ROW[m], "schedule": f"{name}: ρ = {pm['rho']:g} × {pm['rho_growth']:g}, "
+                    res = [h["admm_residual"] for h in x.history if h.get("phase") == "admm"]
+                    abl_rows.append({"model": ROW_NAMES[m], "schedule": f"{name}: ρ = {pm['rho']:g} × {pm['rho_growth']:g}, "
                                      f"{pm['admm_epochs']} ADMM epochs", "seed": s, "residual first": res[0],
-                                     "residual last": res[-1], "test accuracy": 100 * x.result["test_acc"],
-                                     "NN attack accuracy": 100 * x.result["attacks"]["nn"]["accuracy"]})
+                                     "residual last": res[-1], "test accuracy": 100 * x.test_acc,
+                                     "NN attack accuracy": 100 * x.attack("nn")["accuracy"]})
         ablation = pd.DataFrame(abl_rows).groupby(["model", "schedule"]).agg(
             {"seed": "count", "residual first": "mean", "residual last": "mean", "test accuracy": "mean",
              "NN attack accuracy": "mean"}).rename(columns={"seed": "seeds"}).round(3)
@@ -305,8 +307,8 @@ def results(p: Params, store=None) -> CifarResults:
          "Table V (masks)": [methods[m]["MCMIA-Pruning"][0] for m in p.models],
          "Table VI": [x for es in vgg.values() for x in es], "Figures 2-5": figure,
          "ADMM ablation": ablation_entries}, {},
-        ds.label, report.settings_table(as_dict(p), as_dict(read("mcmia_cifar10", "paper"))), scaling, methods,
+        ds.label, tables.settings_table(as_dict(p), as_dict(read("mcmia_cifar10", "paper"))), scaling, methods,
         table_ii, table_iv, verdicts, cost_note, attacks, pd.DataFrame(layer_rows).set_index("model"), table_v,
-        table_vi, gap_note, pd.concat({ROW[m]: report.js_table(methods[m]) for m in p.models}, names=["model"]),
+        table_vi, gap_note, pd.concat({ROW_NAMES[m]: tables.js_table(methods[m]) for m in p.models}, names=["model"]),
         admm, admm_note, ablation,
         {LABELS[k]: mcmia_spec(params[p.figure_model], k, p.figure_seed) for k in kinds[p.figure_model]})

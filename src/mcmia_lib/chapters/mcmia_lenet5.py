@@ -63,15 +63,15 @@ class LeNetResults(Results):
     methods: dict  # method label -> its targets (entries), one per seed
     table_ii: pd.DataFrame  # Table II's row beside ours
     table_iv: pd.DataFrame  # Table IV's row beside ours
-    verdicts: pd.DataFrame  # defense claims decided (``report.claim_table``)
+    verdicts: pd.DataFrame  # defense claims decided (``verdicts.claim_table``)
     cost_note: str  # test accuracy lost per defense (Markdown)
     attacks: pd.DataFrame  # every attack on every method
     layers: pd.DataFrame  # Table V from the masks: per layer
     table_v: pd.DataFrame  # Table V: totals beside the paper's
     table_vi: pd.DataFrame  # train, test and attack accuracy per method
     minmax_note: str  # the Min-Max adversary's last-epoch gain against chance (Markdown)
-    js: pd.DataFrame  # gain and JS divergence (``report.js_table``)
-    algorithm1: pd.DataFrame  # Algorithm 1's candidates (``report.algorithm1``)
+    js: pd.DataFrame  # gain and JS divergence (``tables.js_table``)
+    algorithm1: pd.DataFrame  # Algorithm 1's candidates (``tables.algorithm1``)
     algorithm1_note: str  # what Algorithm 1 chose and whether the choice is above noise (Markdown)
     figure_specs: dict  # method label -> the figure seed's spec (Figure 3 loads its trained weights)
 
@@ -84,16 +84,18 @@ class LeNetResults(Results):
 def results(p: Params, store=None) -> LeNetResults:
     import numpy as np
 
-    from .. import claims as claim_lib, report
+    from .. import claims as claim_lib, metrics
+    from ..report import references, tables
+    from ..report.verdicts import claim_table
     from ..experiments import LABELS, METHODS, mcmia_spec
     from . import read
     q = as_dict(p)
     e = entries(stages(p, store), store)
     methods = {LABELS[m]: e([mcmia_spec(q, m, s) for s in p.seeds]) for m in METHODS}
     base, pruned, minmax, both = methods.values()
-    nn = lambda es: [x.result["attacks"]["nn"]["accuracy"] for x in es]  # noqa: E731
-    test = lambda es: [x.result["test_acc"] for x in es]  # noqa: E731
-    ref = lambda column, table="II": report.reference(ROW, column, table=table)  # noqa: E731
+    nn = lambda es: [x.attack("nn")["accuracy"] for x in es]  # noqa: E731
+    test = lambda es: [x.test_acc for x in es]  # noqa: E731
+    ref = lambda column, table="II": references.reference(ROW, column, table=table)  # noqa: E731
 
     scaling = (
         f"**Scaling for 2 CPU cores.** Every target trains on {p.n_target or 60000:,} MNIST digits with the full "
@@ -103,12 +105,12 @@ def results(p: Params, store=None) -> LeNetResults:
         f"Min-Max uses λ = {p.minmax_lam:g} and the inference model's Adam at {p.minmax_attack_lr:g} (001 App. D "
         f"prints 1e-5), {p.minmax_steps} inference step(s) per classifier step (001 runs about one pass of the "
         "inference data per epoch; one step per classifier batch is about two passes).")
-    table_ii = report.paper_vs_ours([
+    table_ii = tables.paper_vs_ours([
         (f"{label} {what} (%)", ref(f"{label} {col}"), values)
         for label, es in (("baseline", base), ("MCMIA-Pruning", pruned), ("Min-Max", minmax))
         for what, col, values in (("test accuracy", "test accuracy", test(es)),
                                   ("NN attack accuracy", "attack accuracy", nn(es)))])
-    table_iv = report.paper_vs_ours([
+    table_iv = tables.paper_vs_ours([
         ("MCMIA-Pruning test accuracy (%)", ref("MCMIA-Pruning test accuracy", "IV"), test(pruned)),
         ("MCMIA-Pruning NN attack accuracy (%)", ref("MCMIA-Pruning attack accuracy", "IV"), nn(pruned)),
         ("Pruning & Min-Max test accuracy (%)", ref("Pruning & Min-Max test accuracy", "IV"), test(both)),
@@ -120,7 +122,7 @@ def results(p: Params, store=None) -> LeNetResults:
         paper_attack("baseline", "II"),
         {"MCMIA-Pruning": paper_attack("MCMIA-Pruning", "II"), "Min-Max": paper_attack("Min-Max", "II"),
          "Pruning & Min-Max": paper_attack("Pruning & Min-Max", "IV")}, num_classes=10)
-    verdicts = report.claim_table(claims)
+    verdicts = claim_table(claims)
     cost = {label: 100 * (np.mean(test(base)) - np.mean(test(es))) for label, es in methods.items() if label != "Baseline"}
     cost_note = ("Paired per-seed differences (baseline − defended NN-attack accuracy, points), 000's effect "
                  "beside ours, rule and Holm levels on the methods page. "
@@ -129,25 +131,25 @@ def results(p: Params, store=None) -> LeNetResults:
     layers = pd.DataFrame(pruned[0].result["sparsity"]).set_index("layer")[["weights", "nonzero", "pruned"]]
     layers["pruned (%)"] = (100 * layers.pop("pruned")).round(2)
     weights, kept = layers["weights"].sum(), layers["nonzero"].sum()
-    paper_v = [report.reference("MNIST-LeNet", c, table="V") for c in ("weights", "weights after pruning", "reduction ratio")]
+    paper_v = [references.reference("MNIST-LeNet", c, table="V") for c in ("weights", "weights after pruning", "reduction ratio")]
     table_v = pd.DataFrame({"paper (000 Table V)": [r["value"] for r in paper_v],
                             "ours (conv/linear weights)": [weights, kept, round(weights / kept, 2)]},
                            index=["weights", "weights after pruning", "reduction ratio"])
-    table_vi = pd.DataFrame([{"method": label, "train accuracy (%)": report.fmt([x.result["train_acc"] for x in es]),
-                              "test accuracy (%)": report.fmt(test(es)), "NN attack accuracy (%)": report.fmt(nn(es)),
-                              "loss-attack AUC (%)": report.fmt([x.result["attacks"]["loss"]["auc"] for x in es])}
+    table_vi = pd.DataFrame([{"method": label, "train accuracy (%)": tables.fmt([x.train_acc for x in es]),
+                              "test accuracy (%)": tables.fmt(test(es)), "NN attack accuracy (%)": tables.fmt(nn(es)),
+                              "loss-attack AUC (%)": tables.fmt([x.attack("loss")["auc"] for x in es])}
                              for label, es in methods.items()]).set_index("method")
 
-    last = {k: np.mean([[h["minmax_gain"] for h in x.result["history"] if "minmax_gain" in h][-1] for x in methods[k]])
+    last = {k: np.mean([[h["minmax_gain"] for h in x.history if "minmax_gain" in h][-1] for x in methods[k]])
             for k in ("Min-Max", "Pruning & Min-Max")}
     minmax_note = ("In the last epoch the gain is " + ", ".join(f"{v:.4f} ({k})" for k, v in last.items())
                    + f" against {-np.log(4):.4f} for an inference model at chance.")
 
     sweep = e([mcmia_spec(q, "pruning", p.seeds[0], rates=r) for r in p.rate_candidates])
-    table, chosen, oracle = report.algorithm1(sweep, p.rate_candidates, seed=p.seeds[0])
+    table, chosen, oracle = tables.algorithm1(sweep, p.rate_candidates, seed=p.seeds[0])
     order = np.sort(table["gain G, selection half"].to_numpy())
     margin = order[1] - order[0] if len(order) > 1 else float("nan")
-    per_method_sd = [np.std([report.metrics.inference_gain(x.arrays["eval_member"], x.arrays["score_nn"]) for x in es],
+    per_method_sd = [np.std([metrics.inference_gain(x.arrays["eval_member"], x.arrays["score_nn"]) for x in es],
                             ddof=1) for es in methods.values() if len(es) > 1]
     noise = float(np.mean(per_method_sd)) if per_method_sd else float("nan")
     algorithm1_note = (
@@ -164,8 +166,8 @@ def results(p: Params, store=None) -> LeNetResults:
     return LeNetResults(
         {"Tables II, IV, VI, verdicts, attacks, Figures 2 and 4, JS": targets, "Table V (masks)": [pruned[0]],
          "Algorithm 1": sweep}, {},
-        report.settings_table(q, as_dict(read("mcmia_lenet5", "paper"))), scaling, methods, table_ii, table_iv,
-        verdicts, cost_note, pd.concat({label: report.attack_table(es) for label, es in methods.items()},
+        tables.settings_table(q, as_dict(read("mcmia_lenet5", "paper"))), scaling, methods, table_ii, table_iv,
+        verdicts, cost_note, pd.concat({label: tables.attack_table(es) for label, es in methods.items()},
                                        names=["method"]),
-        layers, table_v, table_vi, minmax_note, report.js_table(methods), table.round(4), algorithm1_note,
+        layers, table_v, table_vi, minmax_note, tables.js_table(methods), table.round(4), algorithm1_note,
         {label: mcmia_spec(q, m, p.figure_seed) for m, label in LABELS.items()})

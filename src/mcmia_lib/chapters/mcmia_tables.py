@@ -30,10 +30,10 @@ def cells(runs: dict) -> dict:
     ours = {}
     for (row, label), es in runs.items():
         name = "baseline" if label == "Baseline" else label
-        ours[(row, f"{name} test accuracy")] = [100 * e.result["test_acc"] for e in es]
-        ours[(row, f"{name} attack accuracy")] = [100 * e.result["attacks"]["nn"]["accuracy"] for e in es]
+        ours[(row, f"{name} test accuracy")] = [100 * e.test_acc for e in es]
+        ours[(row, f"{name} attack accuracy")] = [100 * e.attack("nn")["accuracy"] for e in es]
         if row == "CIFAR-10-VGG16":  # Table VI is VGG16 / CIFAR-10
-            ours[(label, "train accuracy")] = [100 * e.result["train_acc"] for e in es]
+            ours[(label, "train accuracy")] = [100 * e.train_acc for e in es]
             ours[(label, "test accuracy")] = ours[(row, f"{name} test accuracy")]
             ours[(label, "attack accuracy")] = ours[(row, f"{name} attack accuracy")]
         if label == "MCMIA-Pruning":
@@ -45,7 +45,7 @@ def cells(runs: dict) -> dict:
 
 @dataclass
 class TablesResults(Results):
-    tables: dict  # section -> 000's (and 001's) printed cells beside ours (``report.reference_table``)
+    tables: dict  # section -> 000's (and 001's) printed cells beside ours (``tables.reference_table``)
 
 
 SECTIONS = {"II": ([("000", "II"), ("001", "1")], {}), "III": ([("000", "III")], {}),
@@ -54,9 +54,9 @@ SECTIONS = {"II": ([("000", "II"), ("001", "1")], {}), "III": ([("000", "III")],
 
 
 def results(p: Params, store=None) -> TablesResults:
-    from .. import report
+    from ..report.tables import reference_table
     e = entries(stages(p, store), store)
     runs = {row: e(specs) for row, specs in _specs(p).items()}
     ours = cells(runs)
     return TablesResults({"Tables II-VI": [x for es in runs.values() for x in es]}, {},
-                         {name: report.reference_table(tables, ours, **kw) for name, (tables, kw) in SECTIONS.items()})
+                         {name: reference_table(printed, ours, **kw) for name, (printed, kw) in SECTIONS.items()})

@@ -47,9 +47,9 @@ class BaselineResults(Results):
     probe: pd.DataFrame  # per epoch: training at the printed learning rate
     runs: dict  # NN-attack init -> the targets of each seed (entries)
     headline: pd.DataFrame  # test and NN-attack accuracy beside Table II
-    attacks: pd.DataFrame  # every attack on the targets (``report.attack_table``)
+    attacks: pd.DataFrame  # every attack on the targets (``tables.attack_table``)
     collapsed: dict  # NN-attack init -> how many of its attacks output a constant score
-    verdicts: pd.DataFrame  # the chapter's claim, decided (``report.claim_table``)
+    verdicts: pd.DataFrame  # the chapter's claim, decided (``verdicts.claim_table``)
 
     @property
     def targets(self) -> list:
@@ -60,7 +60,9 @@ class BaselineResults(Results):
 def results(p: Params, store=None) -> BaselineResults:
     import numpy as np
 
-    from .. import claims as claim_lib, data, report
+    from .. import claims as claim_lib, data
+    from ..report import references, tables
+    from ..report.verdicts import claim_table
     from ..experiments import baseline_probe_spec, lenet5_baseline_spec
     from ..models import build_model, count_parameters
     from . import read
@@ -78,48 +80,48 @@ def results(p: Params, store=None) -> BaselineResults:
     probe_table = pd.DataFrame([{"epoch": h["epoch"], "lr": h["lr"], "train loss": round(h["train_loss"], 3),
                                  "train accuracy (%)": round(100 * h["train_acc"], 2),
                                  "test accuracy (%)": round(100 * h["test_acc"], 2)}
-                                for h in probe.result["history"]]).set_index("epoch")
+                                for h in probe.history]).set_index("epoch")
     runs = {init: e([lenet5_baseline_spec(q, s, init) for s in p.seeds]) for init in p.nn_inits}
     targets = runs[p.nn_inits[0]]
-    paper_attack = report.reference(ROW, "baseline attack accuracy", table="II")
-    headline = report.paper_vs_ours([
-        ("test accuracy (%)", report.reference(ROW, "baseline test accuracy", table="II"),
-         [t.result["test_acc"] for t in targets]),
+    paper_attack = references.reference(ROW, "baseline attack accuracy", table="II")
+    headline = tables.paper_vs_ours([
+        ("test accuracy (%)", references.reference(ROW, "baseline test accuracy", table="II"),
+         [t.test_acc for t in targets]),
         (f"NN attack accuracy (%), init={p.nn_inits[0]}", paper_attack,
-         [t.result["attacks"]["nn"]["accuracy"] for t in targets]),
+         [t.attack("nn")["accuracy"] for t in targets]),
     ])
-    verdicts = report.claim_table(claim_lib.baseline_leaks(targets, paper_attack["value"], ROW))
+    verdicts = claim_table(claim_lib.baseline_leaks(targets, paper_attack["value"], ROW))
 
-    gap = [t.result["train_acc"] - t.result["test_acc"] for t in targets]
-    nn_acc = [t.result["attacks"]["nn"]["accuracy"] for t in targets]
-    mean_of = lambda a, k: 100 * np.mean([t.result["attacks"][a][k] for t in targets])  # noqa: E731
-    aucs = {a: mean_of(a, "auc") for a in report.ATTACK_NAMES}
-    best_tpr = max(report.ATTACK_NAMES, key=lambda a: mean_of(a, "tpr@0.01"))
-    probe_auc = np.array([[h["loss_attack_auc"] for h in t.result["history"]] for t in targets]).mean(0)
-    table_v = report.reference("MNIST-LeNet", "weights", table="V")
+    gap = [t.train_acc - t.test_acc for t in targets]
+    nn_acc = [t.attack("nn")["accuracy"] for t in targets]
+    mean_of = lambda a, k: 100 * np.mean([t.attack(a)[k] for t in targets])  # noqa: E731
+    aucs = {a: mean_of(a, "auc") for a in tables.ATTACK_NAMES}
+    best_tpr = max(tables.ATTACK_NAMES, key=lambda a: mean_of(a, "tpr@0.01"))
+    probe_auc = np.array([[h["loss_attack_auc"] for h in t.history] for t in targets]).mean(0)
+    table_v = references.reference("MNIST-LeNet", "weights", table="V")
     glue = {
         "lenet_params": count_parameters(lenet), "lenet_params_paper": table_v["value"],
         "lenet_params_diff": 100 * (count_parameters(lenet) / table_v["value"] - 1),
-        "mn_test_acc": 100 * np.mean([t.result["test_acc"] for t in targets]),
-        "mn_train_acc": 100 * np.mean([t.result["train_acc"] for t in targets]),
+        "mn_test_acc": 100 * np.mean([t.test_acc for t in targets]),
+        "mn_train_acc": 100 * np.mean([t.train_acc for t in targets]),
         "mn_gap": 100 * np.mean(gap),
         "mn_train_loss": np.mean([t.result["train_loss"] for t in targets]),
         "mn_test_loss": np.mean([t.result["test_loss"] for t in targets]),
         "mn_nn_acc": 100 * np.mean(nn_acc), "mn_nn_std": 100 * np.std(nn_acc, ddof=1) if len(nn_acc) > 1 else 0.0,
         "mn_paper_attack": paper_attack["value"],
         "mn_auc_min": min(aucs.values()), "mn_auc_max": max(aucs.values()),
-        "mn_best_tpr_name": report.ATTACK_NAMES[best_tpr], "mn_best_tpr": mean_of(best_tpr, "tpr@0.01"),
+        "mn_best_tpr_name": tables.ATTACK_NAMES[best_tpr], "mn_best_tpr": mean_of(best_tpr, "tpr@0.01"),
         "mn_final_probe_auc": 100 * probe_auc[-1], "mn_first_probe_auc": 100 * probe_auc[0],
         "mn_max_probe_auc": 100 * probe_auc.max(), "mn_seeds": len(targets),
         "mn_saturated": 100 * np.mean([float(np.mean(t.arrays["eval_prob_true"] == 1.0)) for t in targets]),
         "mn_verdict": verdicts["verdict"].iloc[0],
         "mn_test_acc_diff": abs(headline.iloc[0, -1]),
         "mn_pruning_gain": paper_attack["value"]
-        - report.reference(ROW, "MCMIA-Pruning attack accuracy", table="II")["value"],
+        - references.reference(ROW, "MCMIA-Pruning attack accuracy", table="II")["value"],
     }
-    collapsed = {init: sum(t.result["attacks"]["nn"]["collapsed"] for t in ts) for init, ts in runs.items()}
+    collapsed = {init: sum(t.attack("nn")["collapsed"] for t in ts) for init, ts in runs.items()}
     return BaselineResults(
         {"probe at the printed learning rate": [probe], "headline, attacks, verdict, figures": targets,
          "NN attack initialisations": [t for ts in runs.values() for t in ts]}, glue,
-        report.settings_table(q, as_dict(read("mnist_lenet5_baseline", "paper"))), sizes, probe_table, runs,
-        headline, report.attack_table(targets), collapsed, verdicts)
+        tables.settings_table(q, as_dict(read("mnist_lenet5_baseline", "paper"))), sizes, probe_table, runs,
+        headline, tables.attack_table(targets), collapsed, verdicts)

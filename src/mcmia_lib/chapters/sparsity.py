@@ -120,7 +120,9 @@ def results(p: Params, store=None) -> SparsityResults:
     import numpy as np
     from scipy.stats import pearsonr
 
-    from .. import claims as claim_lib, metrics, report
+    from .. import claims as claim_lib, metrics
+    from ..report import references, tables
+    from ..report.verdicts import claim_table, ratio_bootstrap, relative_change
     from ..data import load_dataset
     from ..experiments import gonon_nets, gonon_spec
     from . import read
@@ -148,7 +150,7 @@ def results(p: Params, store=None) -> SparsityResults:
     for net in nets:
         lab, e0 = net.label, runs[net.label][0]
         ref = "IMP" if net.kind == "imp" else lab
-        nz_paper = (report.reference(ref, "% of nonzero params", name="gonon")["value"] if net.kind != "imp"
+        nz_paper = (references.reference(ref, "% of nonzero params", name="gonon")["value"] if net.kind != "imp"
                     else round(100 * imp["keep"] ** net.prunings, 1))
         acc, acc_sd = ms(col(lab, lambda r: 100 * r["target"]["test_acc"]))
         sh, sh_sd = ms(col(lab, lambda r: 100 * r["shadow"]["test_acc"]))
@@ -159,7 +161,7 @@ def results(p: Params, store=None) -> SparsityResults:
                      "train acc. (target)": tr, "test acc. (target)": f"{acc:.2f} ± {acc_sd:.2f}",
                      "test acc. (shadow)": f"{sh:.2f} ± {sh_sd:.2f}",
                      "best epoch": np.mean(col(lab, lambda r: r["target"]["best_epoch"])),
-                     "002 test acc.": report.reference("Dense", "test accuracy", name="gonon")["value"]
+                     "002 test acc.": references.reference("Dense", "test accuracy", name="gonon")["value"]
                      if net.kind == "dense" else ""})
     table1 = pd.DataFrame(rows).set_index("network").round(2)
 
@@ -174,28 +176,28 @@ def results(p: Params, store=None) -> SparsityResults:
                          "defense, oracle discriminator": np.mean(col(lab, lambda r: r["attacks"]["gonon"]["oracle"]["defense"]))})
     fig1 = pd.DataFrame(fig_rows)
     dense_row = fig1[fig1.family == "Dense"].iloc[0]
-    lo = report.reference("Sparse", "nonzero % range, low", name="gonon")["value"]
-    hi = report.reference("Sparse", "nonzero % range, high", name="gonon")["value"]
+    lo = references.reference("Sparse", "nonzero % range, low", name="gonon")["value"]
+    hi = references.reference("Sparse", "nonzero % range, high", name="gonon")["value"]
     in_range = fig1[(fig1["nonzero %"] >= lo - 0.05) & (fig1["nonzero %"] <= hi + 0.05)]
     pts = pd.DataFrame([{"label": lab, "accuracy": 100 * x.result["target"]["test_acc"],
-                         "defense": x.result["attacks"]["gonon"]["defense"]}
+                         "defense": x.attack("gonon")["defense"]}
                         for lab in in_range["label"] for x in runs[lab]])
     abs_fit = metrics.line_slope(pts["accuracy"], pts["defense"]) if len(pts) > 2 and pts["accuracy"].std() > 0 else None
-    paper_abs = report.reference("Sparse", "slope of the line (defense vs accuracy)", name="gonon")["value"]
+    paper_abs = references.reference("Sparse", "slope of the line (defense vs accuracy)", name="gonon")["value"]
 
     d0, a0 = dense_row["defense"], dense_row["accuracy"]
-    pts["relative accuracy loss"], pts["relative defense gain"] = report.relative_change(
+    pts["relative accuracy loss"], pts["relative defense gain"] = relative_change(
         a0, d0, pts["accuracy"], pts["defense"])
-    paper_rel = report.reference("Sparse, 3.4-17.3% nonzero", "relative defense gain / relative accuracy loss",
+    paper_rel = references.reference("Sparse, 3.4-17.3% nonzero", "relative defense gain / relative accuracy loss",
                                  name="gonon")["value"]
     labels = list(in_range["label"])
     verdicts, slope, notes, untested = None, None, [], None
     if len(p.runs) >= 2 and len(pts) >= 2 and pts["relative accuracy loss"].abs().sum() > 0:
-        boot = report.ratio_bootstrap(claim_lib.sparsity_runs(runs, labels), paper_rel)
-        fams = {fam: report.ratio_bootstrap(claim_lib.sparsity_runs(runs, [x for x in labels if family[x] == fam]),
+        boot = ratio_bootstrap(claim_lib.sparsity_runs(runs, labels), paper_rel)
+        fams = {fam: ratio_bootstrap(claim_lib.sparsity_runs(runs, [x for x in labels if family[x] == fam]),
                                             paper_rel)
                 for fam in ("Butterfly", "IMP") if any(family[x] == fam for x in labels)}
-        verdicts = report.claim_table(claim_lib.sparsity_claims(boot, fams))
+        verdicts = claim_table(claim_lib.sparsity_claims(boot, fams))
         slope = boot["slope"]
         gains = {"pooled": boot, **fams}
         notes.append("Mean relative defense gain of the in-range networks (bootstrap 95% interval): " + "; ".join(
@@ -228,7 +230,7 @@ def results(p: Params, store=None) -> SparsityResults:
                          "train acc.": 100 * x.result["target"]["train_acc"],
                          "test acc.": 100 * x.result["target"]["test_acc"],
                          "gap": 100 * (x.result["target"]["train_acc"] - x.result["target"]["test_acc"]),
-                         "defense": x.result["attacks"]["gonon"]["defense"]} for lab, xs in runs.items() for x in xs])
+                         "defense": x.attack("gonon")["defense"]} for lab, xs in runs.items() for x in xs])
     gap_note = None
     if len(gap) > 2 and gap["gap"].std() > 0 and gap["defense"].std() > 0:
         r_, p_r = pearsonr(gap["gap"], gap["defense"])
@@ -236,7 +238,7 @@ def results(p: Params, store=None) -> SparsityResults:
                     "Means per family (accuracies and gap in %):")
     gap_means = gap.groupby("family", sort=False)[["train acc.", "test acc.", "gap", "defense"]].mean().round(1)
 
-    common = report.merged_attacks(["loss", "confidence", "entropy", "modified_entropy"])
+    common = tables.merged_attacks(["loss", "confidence", "entropy", "modified_entropy"])
     n_non = min(int((~x.arrays["member"]).sum()) for xs in runs.values() for x in xs)  # smallest attack set
     fpr_note = (f"Each attack set has {n_non:,} non-members, so its smallest non-zero FPR is "
                 f"{100 * metrics.min_resolvable_fpr(n_non):.2f}%: TPR at 0.1% FPR cannot be measured at this "
@@ -245,14 +247,14 @@ def results(p: Params, store=None) -> SparsityResults:
     for net in nets:
         for kind in ["gonon"] + common:
             vals = col(net.label, lambda r: r["attacks"][kind])
-            attack_rows.append({"network": net.label, "attack": report.ATTACK_NAMES.get(kind, "002 discriminator"),
+            attack_rows.append({"network": net.label, "attack": tables.ATTACK_NAMES.get(kind, "002 discriminator"),
                                 "AUC": np.mean([v["auc"] for v in vals]), "accuracy": np.mean([v["accuracy"] for v in vals]),
                                 "TPR@1%FPR": np.mean([v["tpr@0.01"] for v in vals]),
                                 "TPR@0.1%FPR": np.mean([v["tpr@0.001"] for v in vals])})
     attacks = pd.DataFrame(attack_rows)
 
     train = [x.result[r]["seconds"] for xs in runs.values() for x in xs for r in ("target", "shadow")]
-    attack = [x.result["provenance"]["seconds"] for xs in runs.values() for x in xs]
+    attack = [x.seconds for xs in runs.values() for x in xs]
     cost_note = (
         f"This chapter's {len(attack)} results cost {(sum(train) + sum(attack)) / 3600:.2f} core-hours: "
         f"{sum(train) / 3600:.2f} to train the targets and shadows (stored with their weights; an IMP network counts "
@@ -267,7 +269,7 @@ def results(p: Params, store=None) -> SparsityResults:
     return SparsityResults(
         {"Table 1, Figure 1, significance, gap, attacks": everything,
          "the 3.6·p% claim (in-range networks and the dense one)": runs[dense_row["label"]] + in_range_runs},
-        {}, data_note, report.settings_table(q, as_dict(read("sparsity", "paper"))), scaling, runs, table1, fig1,
+        {}, data_note, tables.settings_table(q, as_dict(read("sparsity", "paper"))), scaling, runs, table1, fig1,
         abs_fit, paper_abs, (lo, hi), pts, slope, paper_rel, verdicts, notes, untested,
         pd.DataFrame(sig).set_index("network").round(2), gap, gap_note, gap_means, fpr_note,
         attacks.pivot_table(index="network", columns="attack", values="AUC", sort=False).round(3),

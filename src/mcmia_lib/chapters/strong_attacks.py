@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from . import (as_dict, TRAIN_SIZE, ChapterParams, Model, Profile, batch, count, epoch_count, fraction, number, one_seed,
+import pandas as pd
+
+from ..report.references import ROW_NAMES
+
+from . import (Results, as_dict, entries, TRAIN_SIZE, ChapterParams, Model, Profile, batch, count, epoch_count, fraction, number, one_seed,
                plain, width_factor, word)
 
 StrongDataset = Literal["mnist", "fashion_mnist"]  # the chapter's rows
@@ -50,3 +54,124 @@ def stages(p: Params, store=None):
     """One stage: the leave-one-out grid of each data set and configuration."""
     from ..experiments import strong_attack_specs
     yield [s for specs in strong_attack_specs(as_dict(p)).values() for s in specs]
+
+
+def cell(r, k) -> str:
+    """value [interval] in %; TPRs also with the bootstrap over targets (b: ...)."""
+    import numpy as np
+    if not np.isfinite(r[k]):
+        return "n/a"
+    text = f"{100 * r[k]:.2f} [{100 * r[f'{k}_lo']:.2f}, {100 * r[f'{k}_hi']:.2f}]"
+    boot = r.get(f"{k}_boot_lo")
+    if boot is not None and np.isfinite(boot):
+        text += f" (b: {100 * boot:.2f}, {100 * r[f'{k}_boot_hi']:.2f})"
+    return text
+
+
+@dataclass
+class StrongResults(Results):
+    warning: str | None  # an empirical ε above the accountant's (Markdown; None: none)
+    choice_note: str  # whether the halves chose the same strongest attack (Markdown)
+    findings: pd.DataFrame  # per data set and configuration: the strongest attack's TPR and the empirical ε
+    settings: pd.DataFrame
+    accuracy: pd.DataFrame  # test, member and canary accuracy per configuration
+    attacks: pd.DataFrame  # every attack, subset and metric with its intervals
+    roc_panels: dict  # data set -> panel -> attack -> (membership, scores), for the log-log ROC curves
+    epsilon: pd.DataFrame  # empirical ε per configuration
+    awareness: pd.DataFrame | None  # defense-aware vs unaware references (None: no defended configuration)
+    references: pd.DataFrame  # TPR at 1 % FPR per number of reference models (long form, for the figure)
+    compute_note: str  # core-minutes (Markdown)
+
+
+def results(p: Params, store=None) -> StrongResults:
+    import numpy as np
+
+    from ..report import tables
+    from ..attacks import strong
+    from ..experiments import strong_attack_configs, strong_attack_specs
+    from . import read
+    q = as_dict(p)
+    e = entries(stages(p, store), store)
+    configs = strong_attack_configs(p.epsilons)
+    grids = {key: e(ss) for key, ss in strong_attack_specs(q).items()}
+    scores, rows, eps_rows, choices = {}, [], [], {}
+    for (d, c), es in grids.items():
+        g = strong.grid_arrays(es)
+        sc = strong.attack_scores(g)
+        scores[(d, c)] = (g, sc)
+        rows += [{"data set": ROW_NAMES[d], "configuration": c, **r}
+                 for r in strong.attack_summary(sc, g["member"], g["canary"], n_boot=p.n_boot)]
+        choices[(ROW_NAMES[d], c)] = strong.strongest_attack(sc, g["member"])
+        out = strong.empirical_epsilon(sc, g["member"], g["canary"], delta=p.delta)
+        accountant = np.mean([x.result["dp"]["epsilon"] for x in es]) if c != "Undefended" else np.inf
+        eps_rows.append({"data set": ROW_NAMES[d], "configuration": c, "attack": out["attack"], "accountant ε": accountant,
+                         "empirical ε": out["epsilon_lower_bound"], "TP": out["tp"], "FP": out["fp"], "TN": out["tn"],
+                         "FN": out["fn"]})
+    summary, eps = pd.DataFrame(rows), pd.DataFrame(eps_rows).set_index(["data set", "configuration"])
+    violations = eps[eps["empirical ε"] > eps["accountant ε"]]
+    warning = ("**Warning: the empirical ε exceeds the accountant's ε for "
+               + ", ".join(f"{d} {c}" for d, c in violations.index)
+               + ". That cannot happen for a correct DP-SGD run: training, accounting or the attack is wrong.**"
+               ) if len(violations) else None
+    disagree = [f"{d} {c} ({ch['half_a']} on one half, {ch['half_b']} on the other)"
+                for (d, c), ch in choices.items() if not ch["agree"]]
+    choice_note = ("The two halves of the targets chose the same strongest attack in every configuration."
+                   if not disagree else "The halves of the targets chose different attacks for " + "; ".join(disagree)
+                   + "; the attack with the best lower of the two halves' TPRs is shown.")
+    findings = strong.findings(rows, {k: ch["attack"] for k, ch in choices.items()}, eps_rows)
+
+    accuracy = pd.DataFrame([{"data set": ROW_NAMES[d], "configuration": c,
+                              "test accuracy (%)": 100 * np.mean([x.test_acc for x in es]),
+                              "± (sd over models)": 100 * np.std([x.test_acc for x in es], ddof=1),
+                              "member accuracy (%)": 100 * np.mean([x.train_acc for x in es]),
+                              "member canaries fit (%)": 100 * np.mean([x.result["canary_train_acc"] for x in es]),
+                              "accountant ε": np.mean([x.result["dp"]["epsilon"] for x in es]) if "dp" in es[0].result
+                              else np.inf}
+                             for (d, c), es in grids.items()]).set_index(["data set", "configuration"])
+    attacks = pd.DataFrame([{"data set": r["data set"], "configuration": r["configuration"], "subset": r["subset"],
+                             "attack": r["attack"], "AUC (%)": cell(r, "auc"), "TPR @ 1 % FPR (%)": cell(r, "tpr@0.01"),
+                             "TPR @ 0.1 % FPR (%)": cell(r, "tpr@0.001"),
+                             "TPR @ 0.01 % FPR (%)": cell(r, "tpr@0.0001")}
+                            for _, r in summary.iterrows()]).set_index(["data set", "configuration", "subset", "attack"])
+
+    roc_panels = {}
+    for d in p.datasets:
+        panels = {}
+        for c in configs:
+            g, sc = scores[(d, c)]
+            for subset, cols in (("all", slice(None)), ("canaries", g["canary"])):
+                panels[f"{c}, {subset}"] = {a: (g["member"][:, cols].ravel(), s[:, cols].ravel())
+                                            for a, s in sc.items() if np.all(np.isfinite(s))}
+        roc_panels[d] = panels
+
+    aware_rows = []
+    for (d, c), (g, sc) in scores.items():
+        if c == "Undefended":
+            continue
+        unaware = strong.attack_scores(g, attacks=("lira_online", "rmia"), references=scores[(d, "Undefended")][0])
+        for refs, s in (("own configuration", {a: sc[a] for a in ("lira_online", "rmia")}), ("undefended", unaware)):
+            for r in strong.attack_summary(s, g["member"], g["canary"], n_boot=p.n_boot):
+                aware_rows.append({"data set": ROW_NAMES[d], "configuration": c, "subset": r["subset"], "attack": r["attack"],
+                                   "reference models": refs, "AUC (%)": cell(r, "auc"),
+                                   "TPR @ 1 % FPR (%)": cell(r, "tpr@0.01"), "TPR @ 0.1 % FPR (%)": cell(r, "tpr@0.001")})
+    awareness = pd.DataFrame(aware_rows).set_index(["data set", "configuration", "subset", "attack",
+                                                    "reference models"]) if aware_rows else None
+
+    ref_rows = []
+    for (d, c), (g, _) in scores.items():
+        for r in p.ref_counts:
+            sc = strong.attack_scores(g, attacks=("lira_fixed_variance", "lira_online", "rmia"), n_refs=r)
+            for row in strong.attack_summary(sc, g["member"], g["canary"], n_boot=2):
+                ref_rows.append({"references": r, "attack": row["attack"], "tpr": 100 * row["tpr@0.01"],
+                                 "panel": f"{ROW_NAMES[d]} {c}, {row['subset']}", "ylabel": "TPR at 1 % FPR (%)"})
+
+    everything = [x for es in grids.values() for x in es]
+    minutes = sum(x.seconds for x in everything) / 60
+    compute_note = (f"This chapter's {len(everything)} models cost {minutes:.1f} core-minutes end to end (one thread "
+                    "per model, wall time recorded in each entry); the table's compute column counts the training "
+                    "epochs alone. The attacks read the stored logits and retrain nothing.")
+    return StrongResults(
+        {f"{ROW_NAMES[d]} {c}": es for (d, c), es in grids.items()}, {}, warning, choice_note, findings,
+        tables.settings_table(q, as_dict(read("strong_attacks", "paper"))), accuracy.round(2), attacks, roc_panels,
+        eps.rename(columns={"empirical ε": "empirical ε (95 % lower bound)"}).round(3), awareness,
+        pd.DataFrame(ref_rows), compute_note)
