@@ -31,27 +31,38 @@ def test_ambiguous_lookup_is_an_error():
 
 
 def test_compute_seconds_counts_shared_training_once():
+    """Phases are identified by the weights keys their kind declares (``engine.phases``): a pruned model's
+    pretraining is the baseline's training, its ADMM phase is shared with Pruning & Min-Max."""
+    from dataclasses import replace
+
+    from mcmia_lib import engine
+    from mcmia_lib.attacks import NNAttackConfig
+    from mcmia_lib.chapters import as_dict, read
+    from mcmia_lib.experiments import mcmia_spec
     from mcmia_lib.store import Entry
-    base = {"dataset": "mnist", "model": "lenet5", "seed": 0, "train": {"epochs": 2}}
+    p = as_dict(read("mcmia_lenet5", "smoke"))
+    specs = {m: mcmia_spec(p, m, 0) for m in ("baseline", "pruning", "pruning+minmax")}
+    specs["other attack"] = replace(specs["baseline"], nn_attack=NNAttackConfig(epochs=1, init="normal"))
     train = [{"epoch": 1, "seconds": 10.0, "phase": "train"}, {"epoch": 2, "seconds": 10.0, "phase": "train"}]
-    prov = {"seconds_attacks": 1.0}
-    baseline = Entry("a", {**base, "nn_attack": {"init": "default"}}, {"history": train, "provenance": prov})
-    other_attack = Entry("b", {**base, "nn_attack": {"init": "normal"}}, {"history": train, "provenance": prov})
     admm = [{"epoch": 1, "seconds": 3.0, "phase": "admm"}]
-    pruned = Entry("c", {**base, "pruning": {"rates": [0.5]}},
-                   {"history": train + admm + [{"epoch": 1, "seconds": 5.0, "phase": "retrain"}], "provenance": prov})
-    pmm = Entry("d", {**base, "pruning": {"rates": [0.5]}, "minmax": {"lam": 1.0}},
-                {"history": train + admm + [{"epoch": 1, "seconds": 7.0, "phase": "retrain"}], "provenance": prov})
+    prov = {"seconds_attacks": 1.0}
+    histories = {"baseline": train, "other attack": train,
+                 "pruning": train + admm + [{"epoch": 1, "seconds": 5.0, "phase": "retrain"}],
+                 "pruning+minmax": train + admm + [{"epoch": 1, "seconds": 7.0, "phase": "retrain"}]}
+    e = {k: Entry(engine.key(s), {}, {"history": histories[k], "provenance": prov}, phases=engine.phases(s))
+         for k, s in specs.items()}
+    baseline, other_attack, pruned, pmm = e["baseline"], e["other attack"], e["pruning"], e["pruning+minmax"]
     assert tables.compute_seconds([baseline, other_attack]) == 20 + 2
     assert tables.compute_seconds([baseline, pruned, pmm]) == 20 + 3 + 5 + 7 + 3
     assert tables.compute_seconds([pruned]) == 20 + 3 + 5 + 1
     assert tables.compute_seconds([pruned, pruned]) == 20 + 3 + 5 + 1  # an entry listed twice counts once
     # a shared phase that one entry trained again (no cached weights) counts once, at its smaller time, whatever
     # the order
-    slow = Entry("e", {**base, "nn_attack": {"init": "normal"}},
-                 {"history": [{**h, "seconds": 30.0} for h in train], "provenance": prov})
+    slow = replace(other_attack, result={"history": [{**h, "seconds": 30.0} for h in train], "provenance": prov})
     assert tables.compute_seconds([baseline, slow]) == tables.compute_seconds([slow, baseline]) == 20 + 2
-    decoder = Entry("f", {"target": base, "layer": "Conv1"},  # its history has no epoch times
+    # phases whose keys are unknown are the entry's own
+    assert tables.compute_seconds([replace(baseline, phases=[]), replace(other_attack, phases=[])]) == 40 + 2
+    decoder = Entry("f", {},  # an inversion decoder: its history has no epoch times
                     {"history": [{"epoch": 1, "val_mse": 0.1}], "provenance": {"seconds": 4.0}})
     assert tables.compute_seconds([baseline, decoder]) == 20 + 1 + 4
 

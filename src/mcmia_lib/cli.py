@@ -273,9 +273,9 @@ def absolute_store_paths() -> None:
 
 def check_store_folders() -> None:
     """The results store and the weights folder must be folders (or not exist yet): a file there is one line."""
+    from .paths import weights_root
     from .store import default_root
-    weights = Path(os.environ.get("MCMIA_WEIGHTS", REPO_ROOT / "data" / "weights"))  # as weights.weights_path
-    for var, path in (("MCMIA_STORE", default_root()), ("MCMIA_WEIGHTS", weights)):
+    for var, path in (("MCMIA_STORE", default_root()), ("MCMIA_WEIGHTS", weights_root())):
         first = next((p for p in (path, *path.parents) if p.exists()), None)
         if first is not None and not first.is_dir():
             what = f"{var}={path}" if os.environ.get(var) else f"the default {var} folder {path}"

@@ -117,6 +117,7 @@ class Entry:
     result: dict
     arrays: dict = field(default_factory=dict)
     path: Path | None = None
+    phases: list = field(default_factory=list)  # weights keys of its training phases (``engine.phases``), if known
 
     @property
     def test_acc(self) -> float:

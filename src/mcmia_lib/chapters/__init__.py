@@ -490,6 +490,7 @@ def entries(stages: Iterator[list], store=None) -> Entries:
             k = engine.key(spec)
             if k not in by_key:
                 by_key[k] = engine.run(spec, store)
+                by_key[k].phases = engine.phases(spec)
     return Entries(by_key)
 
 

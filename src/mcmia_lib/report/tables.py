@@ -2,8 +2,6 @@
 per-paper tables (ADMM residuals, per-class gaps, JS divergence, Algorithm 1)."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 
@@ -57,18 +55,11 @@ def attack_table(entries, attacks=None) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("attack")
 
 
-def _phase_identity(spec: dict, phase: str) -> str:
-    """What a training phase depends on: pretraining of a pruned model is the undefended target's
-    training, and its ADMM phase is shared with the Pruning & Min-Max variant."""
-    drop = {"nn_attack"} | ({"pruning", "minmax"} if phase == "train" and spec.get("pruning") else set()) \
-        | ({"minmax"} if phase == "admm" else set())
-    return json.dumps([phase, {k: v for k, v in spec.items() if k not in drop}], sort_keys=True)
-
-
 def compute_seconds(entries) -> float:
     """Training plus attack time recorded in the stored results (not this notebook's wall time), each entry
     counted once. Training time is the sum of epoch times per phase; a phase shared by several entries (the same
-    target attacked twice, a pruned model's pretraining = the baseline) is counted once, at the smallest time an
+    target attacked twice, a pruned model's pretraining = the baseline: the same weights key, ``Entry.phases``,
+    which the kind of entry declares) is counted once, at the smallest time an
     entry records for it (an entry computed where the phase's weights were not cached records its own training
     of it), so the total does not depend on the order of ``entries``. An entry without a training history (an
     inversion decoder's history holds no epoch times; a validation accuracy) counts the wall time it recorded."""
@@ -79,9 +70,12 @@ def compute_seconds(entries) -> float:
         if not _trains(e):
             other += e.seconds
             continue
+        names = list(dict.fromkeys(h.get("phase", "train") for h in e.history))  # in training order
+        keys = e.phases if len(e.phases) == len(names) else [f"{e.key}/{n}" for n in names]  # not shared
+        identity = dict(zip(names, keys))
         own: dict[str, dict] = {}
         for h in e.history:
-            own.setdefault(_phase_identity(e.spec, h.get("phase", "train")), {})[h["epoch"]] = h["seconds"]
+            own.setdefault(identity[h.get("phase", "train")], {})[h["epoch"]] = h["seconds"]
         for ident, epochs in own.items():
             phases[ident] = min(phases.get(ident, float("inf")), sum(epochs.values()))
     return float(sum(phases.values()) + other
