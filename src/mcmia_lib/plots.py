@@ -387,3 +387,24 @@ def tpr_by_references(df: pd.DataFrame, title: str = "", chance: float | None = 
     g.set_axis_labels("reference models", df["ylabel"].iloc[0] if "ylabel" in df else "TPR")
     g.figure.suptitle(title + (" (dotted: chance)" if chance is not None else ""), y=1.02)
     return g.figure
+
+
+def butterfly_supports(chain, title: str = ""):
+    """The supports of a butterfly factorization's factors, left to right (``models.butterfly.support`` of each
+    (a, b, c, d) of ``chain``), and of their product: 002's Figure 3 for a chain of size 16."""
+    from .models.butterfly import support
+    masks = [support(*f).float() for f in chain]
+    product = masks[0]
+    for m in masks[1:]:
+        product = (product @ m > 0).float()
+    panels = [(f"$X^{{({i + 1})}}$: $I_{{{a}}} \\otimes 1_{{{b}\\times{c}}} \\otimes I_{{{d}}}$", m)
+              for i, ((a, b, c, d), m) in enumerate(zip(chain, masks))] + [("product", product)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.3 * len(panels), 2.6))
+    for ax, (name, m) in zip(axes, panels):
+        ax.imshow(m.numpy(), cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -84,6 +84,7 @@ class Params(ChapterParams):
 def stages(p: Params, store=None):
     """One stage: every network of 002 (dense, pruned, butterfly) per run."""
     from ..experiments import gonon_nets, gonon_spec
+    from ..models.butterfly import debut_chain
     q = as_dict(p)
     yield [gonon_spec(q, net, r) for net in gonon_nets(q) for r in p.runs]
 
@@ -95,6 +96,7 @@ class SparsityResults(Results):
     scaling: str  # the scaled-down recipe (Markdown)
     nets: dict  # network label -> its runs (entries)
     table1: pd.DataFrame  # 002's Table 1 beside ours
+    figure3: tuple  # the butterfly chain of a 16 x 16 matrix in 4 factors, (a, b, c, d) each: 002's Figure 3
     fig1: pd.DataFrame  # Figure 1's points: accuracy and defense per network (mean ± std)
     abs_fit: tuple | None  # slope of the in-range networks' line (D points per accuracy point) and its interval
     paper_abs: float  # 002's slope
@@ -125,6 +127,7 @@ def results(p: Params, store=None) -> SparsityResults:
     from ..report.verdicts import claim_table, ratio_bootstrap, relative_change
     from ..data import load_dataset
     from ..experiments import gonon_nets, gonon_spec
+    from ..models.butterfly import debut_chain
     from . import read
     q = as_dict(p)
     e = entries(stages(p, store), store)
@@ -164,6 +167,7 @@ def results(p: Params, store=None) -> SparsityResults:
                      "002 test acc.": references.reference("Dense", "test accuracy", name="gonon")["value"]
                      if net.kind == "dense" else ""})
     table1 = pd.DataFrame(rows).set_index("network").round(2)
+    figure3 = debut_chain(16, 16, 4)  # the library's own chain: 002's supports (tests/test_butterfly.py)
 
     fig_rows = []
     for net in nets:
@@ -269,7 +273,7 @@ def results(p: Params, store=None) -> SparsityResults:
     return SparsityResults(
         {"Table 1, Figure 1, significance, gap, attacks": everything,
          "the 3.6·p% claim (in-range networks and the dense one)": runs[dense_row["label"]] + in_range_runs},
-        {}, data_note, tables.settings_table(q, as_dict(read("sparsity", "paper"))), scaling, runs, table1, fig1,
+        {}, data_note, tables.settings_table(q, as_dict(read("sparsity", "paper"))), scaling, runs, table1, figure3, fig1,
         abs_fit, paper_abs, (lo, hi), pts, slope, paper_rel, verdicts, notes, untested,
         pd.DataFrame(sig).set_index("network").round(2), gap, gap_note, gap_means, fpr_note,
         attacks.pivot_table(index="network", columns="attack", values="AUC", sort=False).round(3),
