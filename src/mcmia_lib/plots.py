@@ -279,7 +279,8 @@ def defense_vs_accuracy(df: pd.DataFrame, slope: float | None = None, paper_slop
 
 def relative_tradeoff(pts: pd.DataFrame, slope: float, paper_slope: float, title: str = ""):
     """002's 3.6·p% claim: each run's relative defense gain against its relative accuracy loss (both in % of
-    the dense networks' mean), one colour per network, with the fitted line through the origin and 002's.
+    that run's dense network), one colour per network, with the fitted line through the origin (the mean of the
+    per-run slopes) and 002's.
     ``pts``: columns label, relative accuracy loss, relative defense gain (fractions)."""
     df = pts.assign(x=100 * pts["relative accuracy loss"], y=100 * pts["relative defense gain"])
     fig, ax = plt.subplots(figsize=(7, 4.4))
@@ -287,7 +288,7 @@ def relative_tradeoff(pts: pd.DataFrame, slope: float, paper_slope: float, title
     ax.axhline(0, ls=":", c="grey")
     ax.axvline(0, ls=":", c="grey")
     xs = np.linspace(min(df["x"].min(), 0), max(df["x"].max(), 0), 2)
-    ax.plot(xs, slope * xs, "-", c="C3", lw=1, label=f"fitted: gain = {slope:.2f} × loss")
+    ax.plot(xs, slope * xs, "-", c="C3", lw=1, label=f"fitted (mean over runs): gain = {slope:.2f} × loss")
     ax.plot(xs, paper_slope * xs, "--", c="C3", lw=1, label=f"002: gain = {paper_slope:g} × loss")
     ax.set_xlabel("relative accuracy loss vs dense (%)")
     ax.set_ylabel("relative defense gain vs dense (%)")

@@ -124,7 +124,7 @@ def results(p: Params, store=None) -> SparsityResults:
 
     from .. import claims as claim_lib, metrics
     from ..report import references, tables
-    from ..report.verdicts import claim_table, ratio_bootstrap, relative_change
+    from ..report.verdicts import claim_table, paired_interval, ratio_runs, relative_change
     from ..data import load_dataset
     from ..experiments import gonon_nets, gonon_spec
     from ..models.butterfly import debut_chain
@@ -183,30 +183,33 @@ def results(p: Params, store=None) -> SparsityResults:
     lo = references.reference("Sparse", "nonzero % range, low", name="gonon")["value"]
     hi = references.reference("Sparse", "nonzero % range, high", name="gonon")["value"]
     in_range = fig1[(fig1["nonzero %"] >= lo - 0.05) & (fig1["nonzero %"] <= hi + 0.05)]
-    pts = pd.DataFrame([{"label": lab, "accuracy": 100 * x.result["target"]["test_acc"],
-                         "defense": x.attack("gonon")["defense"]}
+    dense = {x.spec["run"]: x for x in runs[dense_row["label"]]}
+    pts = pd.DataFrame([{"label": lab, "run": x.spec["run"], "accuracy": 100 * x.result["target"]["test_acc"],
+                         "defense": x.attack("gonon")["defense"],
+                         "dense accuracy": 100 * dense[x.spec["run"]].result["target"]["test_acc"],
+                         "dense defense": dense[x.spec["run"]].attack("gonon")["defense"]}
                         for lab in in_range["label"] for x in runs[lab]])
     abs_fit = metrics.line_slope(pts["accuracy"], pts["defense"]) if len(pts) > 2 and pts["accuracy"].std() > 0 else None
     paper_abs = references.reference("Sparse", "slope of the line (defense vs accuracy)", name="gonon")["value"]
 
-    d0, a0 = dense_row["defense"], dense_row["accuracy"]
-    pts["relative accuracy loss"], pts["relative defense gain"] = relative_change(
-        a0, d0, pts["accuracy"], pts["defense"])
+    if len(pts):  # each run against its own dense network, as the claim is decided (``verdicts.ratio_runs``)
+        pts["relative accuracy loss"], pts["relative defense gain"] = relative_change(
+            pts["dense accuracy"], pts["dense defense"], pts["accuracy"], pts["defense"])
     paper_rel = references.reference("Sparse, 3.4-17.3% nonzero", "relative defense gain / relative accuracy loss",
                                  name="gonon")["value"]
     labels = list(in_range["label"])
     verdicts, slope, notes, untested = None, None, [], None
-    if len(p.runs) >= 2 and len(pts) >= 2 and pts["relative accuracy loss"].abs().sum() > 0:
-        boot = ratio_bootstrap(claim_lib.sparsity_runs(runs, labels), paper_rel)
-        fams = {fam: ratio_bootstrap(claim_lib.sparsity_runs(runs, [x for x in labels if family[x] == fam]),
-                                            paper_rel)
-                for fam in ("Butterfly", "IMP") if any(family[x] == fam for x in labels)}
-        verdicts = claim_table(claim_lib.sparsity_claims(boot, fams))
-        slope = boot["slope"]
-        gains = {"pooled": boot, **fams}
-        notes.append("Mean relative defense gain of the in-range networks (bootstrap 95% interval): " + "; ".join(
-            f"{name} {100 * b['mean_gain']:+.1f}% [{100 * np.quantile(b['gain_draws'], 0.025):+.1f}, "
-            f"{100 * np.quantile(b['gain_draws'], 0.975):+.1f}]%" for name, b in gains.items()) + ".")
+    series = {"pooled": ratio_runs(claim_lib.sparsity_runs(runs, labels), paper_rel)} if labels else {}
+    if len(p.runs) >= 2 and labels and np.abs(series["pooled"]["points"][:, 0]).sum() > 0:
+        series.update({fam: ratio_runs(claim_lib.sparsity_runs(runs, [x for x in labels if family[x] == fam]),
+                                       paper_rel)
+                       for fam in ("Butterfly", "IMP") if any(family[x] == fam for x in labels)})
+        verdicts = claim_table(claim_lib.sparsity_claims(series))
+        slope = series["pooled"]["slope"]
+        gain = {name: paired_interval(100 * np.asarray(s["gains"]), 0.95) for name, s in series.items()}
+        notes.append(f"Mean relative defense gain of the in-range networks, each run against its own dense network "
+                     f"(95% t-interval over {len(p.runs)} runs): " + "; ".join(
+                         f"{name} {m:+.1f}% [{lo:+.1f}, {hi:+.1f}]%" for name, (m, lo, hi) in gain.items()) + ".")
         if abs_fit:
             holds = "holds" if abs_fit[1] <= paper_abs <= abs_fit[2] else "excludes"
             notes.append(
@@ -216,8 +219,8 @@ def results(p: Params, store=None) -> SparsityResults:
                 "whether they gain on the dense network is the ratio's question.")
     else:
         notes.append(f"{len(pts)} run(s) of {len(p.runs)} run(s) of this profile lie in 002's {lo}–{hi}% range: too "
-                     "few to bootstrap over runs, so the claim is not tested here.")
-        untested = f"{len(p.runs)} run(s) and {len(pts)} in-range point(s): too few to bootstrap over runs."
+                     "few runs for an interval over runs, so the claim is not tested here.")
+        untested = f"{len(p.runs)} run(s) and {len(pts)} in-range point(s): too few runs for an interval over runs."
 
     def interval(r):
         return r["defense"] - r["defense std"], r["defense"] + r["defense std"]

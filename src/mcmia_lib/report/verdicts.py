@@ -6,8 +6,11 @@ import numpy as np
 import pandas as pd
 
 
-VERDICTS = ("consistent", "smaller effect", "no effect", "contradicted", "inconclusive", "not testable",
-            "collapsed", "no verdict")
+VERDICTS = ("consistent", "smaller effect", "below half the claim, sign not resolved", "no effect", "contradicted",
+            "inconclusive", "not testable", "collapsed", "one seed: no interval", "no verdict")
+NEGLIGIBLE = 0.25  # "no effect": the interval lies within ± this fraction of the paper's effect (fixed beforehand)
+POWER = 0.8  # the power at which an inconclusive claim's seeds are counted
+MATCHED_UTILITY = 5.0  # test accuracy points beyond which two models are not at matched utility
 
 
 def paired_interval(diffs, level: float = 0.95) -> tuple[float, float, float]:
@@ -24,37 +27,27 @@ def paired_interval(diffs, level: float = 0.95) -> tuple[float, float, float]:
     return m, m - half, m + half
 
 
-def p_value(diffs) -> float:
-    """Two-sided one-sample t-test p-value of mean difference 0 (1 with fewer than two seeds or no spread
-    and mean 0; 0 with no spread and a non-zero mean)."""
-    from scipy.stats import ttest_1samp
-    d = np.asarray(diffs, dtype=float)
-    if d.size < 2:
-        return 1.0
-    if d.std(ddof=1) == 0:
-        return 1.0 if d.mean() == 0 else 0.0
-    return float(ttest_1samp(d, 0.0).pvalue)
+def family_level(m: int, alpha: float = 0.05) -> float:
+    """Bonferroni: the level at which each of a family's ``m`` intervals is read, so that all of them hold
+    jointly with probability at least 1 − ``alpha`` (the family: a chapter's claims decided by an interval)."""
+    return 1 - alpha / max(m, 1)
 
 
-def holm_levels(pvalues, alpha: float = 0.05) -> list[float]:
-    """Holm's step-down levels for a family of claims: the claim with the k-th smallest p-value (k = 0, 1, ...)
-    of m gets a 1 − α/(m − k) interval, so the family's error rate stays at α."""
-    order = np.argsort(np.asarray(pvalues, dtype=float), kind="stable")
-    levels = np.empty(len(order))
-    for k, i in enumerate(order):
-        levels[i] = 1 - alpha / (len(order) - k)
-    return levels.tolist()
-
-
-def directional_verdict(lo: float, hi: float, paper_effect: float) -> str:
-    """Verdict on "the effect is ``paper_effect`` (> 0, claimed direction positive)" from our interval."""
+def directional_verdict(lo: float, hi: float, paper_effect: float, negligible: float = NEGLIGIBLE) -> str:
+    """Verdict on "the effect is ``paper_effect`` (> 0, claimed direction positive)" from our interval, in words
+    that say what the interval shows: contradicted (wholly below 0); consistent (0 excluded, reaches half the
+    claim); smaller effect (0 excluded, wholly below half the claim); no effect (within ± ``negligible`` × the
+    claim, a band fixed before looking); below half the claim, sign not resolved (0 inside, upper end below half
+    the claim); inconclusive (0 and half the claim both inside)."""
     if not paper_effect > 0:
         raise ValueError(f"orient the claim so that the paper's effect is positive, got {paper_effect}")
     if hi < 0:
         return "contradicted"
     if lo > 0:
         return "consistent" if hi >= paper_effect / 2 else "smaller effect"
-    return "no effect" if hi < paper_effect / 2 else "inconclusive"
+    if -negligible * paper_effect < lo and hi < negligible * paper_effect:
+        return "no effect"
+    return "below half the claim, sign not resolved" if hi < paper_effect / 2 else "inconclusive"
 
 
 def equivalence_verdict(lo: float, hi: float, margin: float) -> str:
@@ -67,55 +60,64 @@ def equivalence_verdict(lo: float, hi: float, margin: float) -> str:
     return "inconclusive"
 
 
-def seeds_needed(diffs, paper_effect: float, level: float, cap: int = 10_000) -> int | None:
-    """Seeds at which an interval with the observed mean and spread would exclude 0 or half the paper's
-    effect (what an inconclusive claim needs); None with fewer than two seeds."""
+def seeds_needed(diffs, distance: float, level: float, power: float = POWER, cap: int = 10_000) -> int | None:
+    """Seeds at which a ``level`` interval would, with probability ``power``, end on one side of a boundary
+    ``distance`` away from the observed mean, if the true mean and spread were the observed ones: the smallest n
+    with (t_{(1+level)/2, n−1} + t_{power, n−1}) · sd / √n < ``distance``. None with fewer than two seeds; the
+    current count when there is no spread."""
     from scipy.stats import t as student
     d = np.asarray(diffs, dtype=float)
     if d.size < 2:
         return None
-    m, sd = d.mean(), d.std(ddof=1)
-    target = max(abs(m), abs(paper_effect / 2 - m))
+    sd = d.std(ddof=1)
     if sd == 0:
         return int(d.size)
     for n in range(2, cap + 1):
-        if student.ppf(0.5 + level / 2, n - 1) * sd / np.sqrt(n) < target:
+        if (student.ppf(0.5 + level / 2, n - 1) + student.ppf(power, n - 1)) * sd / np.sqrt(n) < distance:
             return n
     return cap
 
 
-def _fmt_interval(lo: float, hi: float) -> str:
-    return "n/a (one seed)" if not np.isfinite(lo) else f"[{lo:.2f}, {hi:.2f}]"
+def decision_distance(mean: float, paper_effect: float | None = None, margin: float | None = None) -> float:
+    """How far the observed mean lies from the boundary a decision needs: for a directional claim, from 0 or
+    from half the paper's effect, whichever is farther; for an equivalence claim, from the margin."""
+    if margin is not None:
+        return abs(margin - abs(mean))
+    return max(abs(mean), abs(paper_effect / 2 - mean))
 
 
 def claim_table(claims: list[dict], alpha: float = 0.05) -> pd.DataFrame:
-    """Decide one chapter's claims. Each claim is a dict with ``claim`` (text), ``paper`` (the paper's effect,
-    oriented positive), ``unit``, and either ``diffs`` (our paired per-seed differences, same orientation) or
-    ``samples`` (bootstrap draws of our effect); optional: ``kind`` "equivalence" with ``margin``, ``collapsed``
-    / ``not_testable`` (the reason, when the defended model predicts at chance / the reference model does not
-    leak), ``fixed`` (verdict, reason) for a claim no interval decides, ``link``.
+    """Decide one chapter's claims, one family (methods page, "How a claim is decided"). Each claim is a dict
+    with ``claim`` (text), ``paper`` (the paper's effect, oriented positive), ``unit``, and either ``diffs`` (our
+    paired per-seed differences, same orientation) or ``samples`` (bootstrap draws of our effect); optional:
+    ``kind`` "equivalence" with ``margin``, ``collapsed`` / ``not_testable`` (the reason, when the defended model
+    predicts at chance / the reference model does not leak), ``fixed`` (verdict, reason) for a claim no interval
+    decides, ``accuracies`` (the two compared models' test accuracies, %: a gap over ``MATCHED_UTILITY`` points
+    is noted beside the verdict), ``link``.
 
-    The testable claims get Holm levels (``holm_levels``); a claim's verdict comes from its interval at its
-    level (``directional_verdict`` / ``equivalence_verdict``), on unrounded values. Collapsed comes first; a
-    contradicted claim stays contradicted when its reference does not leak (the defense made things worse);
-    otherwise not testable replaces the interval's verdict. Numeric columns stay numeric; ``display_claims``
-    formats them."""
-    def pval(c):
-        if "samples" in c:
-            x = np.asarray(c["samples"], dtype=float)
-            return float(min(1.0, 2 * min((x <= 0).mean(), (x >= 0).mean())))
-        return p_value(c["diffs"])
-    decided = [i for i, c in enumerate(claims) if "fixed" not in c]
-    levels = dict(zip(decided, holm_levels([pval(claims[i]) for i in decided], alpha)))
+    The claims with an interval (two or more seeds, or bootstrap draws) form the family: each interval is read at
+    the Bonferroni level ``family_level(m)``, so that all of them hold jointly at 1 − ``alpha``; the verdict comes
+    from it (``directional_verdict`` / ``equivalence_verdict``), on unrounded values. A one-seed claim has no
+    interval: "one seed: no interval", outside the family, with its value. Collapsed comes first; a contradicted
+    claim stays contradicted when its reference does not leak (the defense made things worse); otherwise not
+    testable replaces the interval's verdict. An inconclusive claim's note gives the seeds a decision needs at
+    ``POWER``. Numeric columns stay numeric; ``display_claims`` formats them."""
+    def in_family(c):
+        return "fixed" not in c and ("samples" in c or len(c["diffs"]) >= 2)
+    family = [i for i, c in enumerate(claims) if in_family(c)]
+    level = family_level(len(family), alpha)
     rows = []
     for i, c in enumerate(claims):
         row = {"claim": c["claim"], "paper": c.get("paper", np.nan), "unit": c.get("unit", ""),
                "ours": np.nan, "low": np.nan, "high": np.nan, "level": np.nan, "seeds": np.nan, "note": ""}
-        if "fixed" in c:
-            row["verdict"], row["note"] = c["fixed"]
-            row["ours"] = c.get("ours", np.nan)
+        notes = [c["note"]] if c.get("note") else []
+        if "fixed" in c:  # decided without the family's interval; it may show the quantity that decided it
+            row["verdict"], reason = c["fixed"]
+            notes.append(reason)
+            row.update({k: c[k] for k in ("ours", "low", "high", "level", "seeds") if k in c})
+        elif i not in family:
+            row.update(ours=float(np.mean(c["diffs"])), seeds=len(c["diffs"]), verdict="one seed: no interval")
         else:
-            level = levels[i]
             if "samples" in c:
                 x = np.asarray(c["samples"], dtype=float)
                 m, lo, hi = float(c.get("ours", np.mean(x))), *np.quantile(x, [(1 - level) / 2, (1 + level) / 2])
@@ -125,17 +127,23 @@ def claim_table(claims: list[dict], alpha: float = 0.05) -> pd.DataFrame:
                 n = len(c["diffs"])
             verdict = (equivalence_verdict(lo, hi, c["margin"]) if c.get("kind") == "equivalence"
                        else directional_verdict(lo, hi, c["paper"]))
-            note = ""
             if c.get("collapsed"):
-                verdict, note = "collapsed", c["collapsed"]
+                verdict = "collapsed"
+                notes.append(c["collapsed"])
             elif c.get("not_testable") and verdict != "contradicted":
-                verdict, note = "not testable", c["not_testable"]
+                verdict = "not testable"
+                notes.append(c["not_testable"])
             elif verdict == "inconclusive" and "diffs" in c:
-                need = seeds_needed(c["diffs"], c["paper"], level)
-                note = ("one seed: no interval" if need is None else
-                        f"the observed spread would need {need} seeds to decide")
-            row.update(ours=m, low=lo, high=hi, level=level, seeds=n, verdict=verdict,
-                       note=(c.get("note", "") + ("; " if c.get("note") and note else "") + note))
+                distance = (decision_distance(m, margin=c["margin"]) if c.get("kind") == "equivalence"
+                            else decision_distance(m, c["paper"]))
+                need = seeds_needed(c["diffs"], distance, level)
+                notes.append(f"{need} seeds would decide it with {POWER:.0%} power at the observed spread")
+            row.update(ours=m, low=lo, high=hi, level=level, seeds=n, verdict=verdict)
+        if c.get("accuracies") is not None:
+            a, b = c["accuracies"]
+            if abs(a - b) > MATCHED_UTILITY:
+                notes.append(f"not at matched utility: test accuracies {a:.1f}% vs {b:.1f}%")
+        row["note"] = "; ".join(notes)
         if c.get("link"):
             row["link"] = c["link"]
         rows.append(row)
@@ -149,7 +157,8 @@ def display_claims(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
         if not np.isfinite(r["ours"]):
             return "—"
         if not np.isfinite(r["low"]):
-            return f"{r['ours']:+.{digits}f} (one seed)" if np.isfinite(r["level"]) else f"{r['ours']:.{digits}f}"
+            return f"{r['ours']:+.{digits}f} (one seed)" if r["verdict"] == "one seed: no interval" \
+                else f"{r['ours']:.{digits}f}"
         return f"{r['ours']:+.{digits}f} [{r['low']:+.{digits}f}, {r['high']:+.{digits}f}] at {100 * r['level']:.1f}%"
     out = pd.DataFrame({"paper": [f"{v:+.{digits}f}" if np.isfinite(v) else "—" for v in table["paper"]],
                         "ours (interval, level)": [ours(r) for _, r in table.iterrows()],
@@ -158,28 +167,29 @@ def display_claims(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
     return out
 
 
-def ratio_bootstrap(runs: dict, paper_ratio: float, n_boot: int = 2000, seed: int = 0) -> dict:
-    """002's claim "a relative accuracy loss of p% buys a relative defense gain of about ``paper_ratio``·p%",
-    as a bootstrap over runs. ``runs`` = {run: {"dense": (accuracy, defense), "sparse": [(accuracy,
-    defense), ...]}}; each draw resamples the runs with replacement, dense reference included, recomputes the
-    dense means, the relative losses and gains (``relative_change``) and (a) their mean relative gain, (b) the
-    slope through the origin. Returns the point estimates and the draws."""
-    keys = sorted(runs)
-    rng = np.random.default_rng(seed)
+def ratio_runs(runs: dict, paper_ratio: float) -> dict:
+    """002's claim "a relative accuracy loss of p% buys a relative defense gain of about ``paper_ratio``·p%", per
+    run. ``runs`` = {run: {"dense": (accuracy, defense), "sparse": [(accuracy, defense), ...]}}; in each run the
+    sparse networks' relative losses and gains against that run's dense network (``relative_change``) give a
+    slope through the origin and a mean relative gain. The runs are the replicates: ``claim_table`` reads a
+    t-interval over them (a parametric interval; a bootstrap over three runs has 27 distinct draws, so its
+    "95 %" interval is about the range of the three values). Returns the per-run values, their means and the
+    pooled (loss, gain) points."""
+    slopes, gains, points = [], [], []
+    for r in sorted(runs):
+        dense = runs[r]["dense"]
+        pts = np.array(runs[r]["sparse"], dtype=float)
+        loss, gain = relative_change(dense[0], dense[1], pts[:, 0], pts[:, 1])
+        slopes.append(float(loss @ gain / (loss @ loss)) if np.any(loss) else np.nan)
+        gains.append(float(gain.mean()))
+        points += list(zip(loss, gain))
+    return {"slopes": slopes, "gains": gains, "slope": float(np.mean(slopes)), "mean_gain": float(np.mean(gains)),
+            "points": np.array(points), "paper": paper_ratio, "runs": len(slopes)}
 
-    def stats(chosen):
-        dense = np.array([runs[k]["dense"] for k in chosen], dtype=float)
-        pts = np.array([p for k in chosen for p in runs[k]["sparse"]], dtype=float)
-        loss, gain = relative_change(dense[:, 0].mean(), dense[:, 1].mean(), pts[:, 0], pts[:, 1])
-        slope = float(loss @ gain / (loss @ loss)) if np.any(loss) else np.nan
-        return float(gain.mean()), slope
-    gain, slope = stats(keys)
-    draws = np.array([stats(rng.choice(keys, len(keys))) for _ in range(n_boot)])
-    return {"mean_gain": gain, "slope": slope, "gain_draws": draws[:, 0], "slope_draws": draws[:, 1],
-            "paper": paper_ratio, "runs": len(keys)}
 
-
-def relative_change(dense_acc: float, dense_defense: float, acc, defense) -> tuple[np.ndarray, np.ndarray]:
-    """002's relative accuracy loss (a0 − a)/a0 and relative defense gain (D − D0)/|D0| against the dense mean."""
+def relative_change(dense_acc, dense_defense, acc, defense) -> tuple[np.ndarray, np.ndarray]:
+    """002's relative accuracy loss (a0 − a)/a0 and relative defense gain (D − D0)/|D0| against the dense
+    network's accuracy a0 and defense D0 (numbers, or one per point)."""
+    a0, d0 = np.asarray(dense_acc, dtype=float), np.asarray(dense_defense, dtype=float)
     acc, defense = np.asarray(acc, dtype=float), np.asarray(defense, dtype=float)
-    return (dense_acc - acc) / dense_acc, (defense - dense_defense) / abs(dense_defense)
+    return (a0 - acc) / a0, (defense - d0) / np.abs(d0)
