@@ -84,7 +84,6 @@ class Params(ChapterParams):
 def stages(p: Params, store=None):
     """One stage: every network of 002 (dense, pruned, butterfly) per run."""
     from ..experiments import gonon_nets, gonon_spec
-    from ..models.butterfly import debut_chain
     q = as_dict(p)
     yield [gonon_spec(q, net, r) for net in gonon_nets(q) for r in p.runs]
 
