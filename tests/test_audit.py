@@ -19,6 +19,14 @@ def test_without_delta_the_p_value_is_the_binomial_tail_and_the_bound_inverts_it
     assert audit.epsilon_lower_bound(1000, 100, 50, delta=0.0) == 0.0  # chance accuracy rejects nothing
 
 
+def test_the_delta_term_is_2_m_delta_times_the_largest_average_of_the_binomial_mass_below_v():
+    """Steinke et al. (2023), Theorem 3.3: the δ term, computed here directly from the binomial CDF."""
+    m, r, v, eps, delta = 800, 120, 100, 1.5, 1e-4
+    qq = q(eps)
+    alpha = max((binom.cdf(v - 1, r, qq) - binom.cdf(v - i - 1, r, qq)) / i for i in range(1, v + 1))
+    assert audit.p_value(m, r, v, eps, delta) == pytest.approx(binom.sf(v - 1, r, qq) + 2 * m * delta * alpha)
+
+
 def test_delta_only_loosens_the_bound_and_more_right_guesses_only_tighten_it():
     assert audit.p_value(1000, 100, 90, 2.0, 1e-5) > audit.p_value(1000, 100, 90, 2.0, 0.0)
     bounds = [audit.epsilon_lower_bound(1000, 200, v) for v in (120, 150, 180, 200)]
@@ -52,6 +60,12 @@ def test_the_audit_chooses_on_other_targets_than_it_counts():
     scores = {"leaky": rng.normal(size=member.shape) + 4 * member, "blind": rng.normal(size=member.shape)}
     out = audit.one_run_audit(scores, member, canary)
     assert out["attack"] == "leaky" and out["targets_counted"] == 4 and len(out["bounds"]) == 4
+    # the counted targets are the other half: a target that would win the choice alone is never counted
+    choose = np.random.default_rng([0, 11]).permutation(8)[:4]
+    rigged = {"blind": scores["blind"], "rigged": scores["blind"].copy()}
+    rigged["rigged"][choose] = 10.0 * member[choose]
+    picked = audit.one_run_audit(rigged, member, canary)
+    assert picked["attack"] == "rigged" and picked["max"] < 1.0  # chosen on its half, worthless on the counted one
     assert 0 < out["median"] <= out["largest_certifiable"] and out["canaries"] == 400
     blind = audit.one_run_audit({"blind": scores["blind"]}, member, canary)
     assert blind["max"] < 1.0

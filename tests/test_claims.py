@@ -61,12 +61,25 @@ def test_lomurno_claims_average_datasets_per_seed_and_choose_on_the_papers_numbe
     assert set(t["verdict"]) <= set(verdicts.VERDICTS)
 
 
+def test_an_equivalence_claim_is_not_testable_when_the_baseline_does_not_leak():
+    """Its margin is half our undefended leakage: with none, "equal" and "different" mean nothing (referee)."""
+    c = {"claim": "eq", "kind": "equivalence", "margin": 0.1, "paper": 1.0, "diffs": [2.0, 2.2, 2.1],
+         "not_testable": "the undefended target does not leak"}
+    t = verdicts.claim_table([c])
+    assert t.loc["eq", "verdict"] == "not testable" and "does not leak" in t.loc["eq", "note"]
+    assert verdicts.claim_table([{**c, "not_testable": None}]).loc["eq", "verdict"] == "contradicted"
+
+
 def test_sparsity_claims_contradicted_when_networks_lose_defense():
-    runs = {r: {"dense": (50.0, 80.0 + r), "sparse": [(52.0, 60.0 + r), (51.0, 62.0)]} for r in range(3)}
+    # the sparse networks lose accuracy (so 002 predicts a gain) and lose defense: the gain claim is contradicted
+    runs = {r: {"dense": (50.0, 80.0 + r), "sparse": [(48.0, 60.0 + r), (49.0, 62.0)]} for r in range(3)}
     t = verdicts.claim_table(claims.sparsity_claims({"pooled": verdicts.ratio_runs(runs, 3.6)}))
-    row = t.iloc[0]
-    assert row["verdict"] == "contradicted" and "lose defense" in row["note"]
-    assert row["unit"] == "% relative defense gain" and row["high"] < 0  # the row shows what decided it
+    gain = t.iloc[1]
+    assert gain["verdict"] == "contradicted" and gain["unit"] == "% relative defense gain" and gain["high"] < 0
+    assert list(t["level"]) == pytest.approx([1 - 0.05 / 2] * 2)  # both claims in the family, whatever the data
+    more_accurate = {r: {"dense": (50.0, 80.0), "sparse": [(52.0, 70.0)]} for r in range(3)}
+    t = verdicts.claim_table(claims.sparsity_claims({"pooled": verdicts.ratio_runs(more_accurate, 3.6)}))
+    assert t.iloc[1]["verdict"] == "no verdict" and "predicts no gain" in t.iloc[1]["note"]
     entries = {"Dense": [entry(0, run=r) for r in range(2)], "S": [entry(0, run=r) for r in range(2)]}
     for es in entries.values():
         for e in es:

@@ -161,8 +161,11 @@ def test_ratio_runs_pair_each_run_with_its_own_dense_network():
     s = verdicts.ratio_runs(runs, 3.6)
     assert s["slopes"] == pytest.approx([3.0] * 3) and s["gains"] == pytest.approx([0.3] * 3)  # (0.2 + 0.4) / 2
     assert s["runs"] == 3 and s["points"].shape == (6, 2) and s["slope"] == pytest.approx(3.0)
-    t = verdicts.claim_table(claims.sparsity_claims({"pooled": {**s, "slopes": [2.9, 3.0, 3.1]}}))
+    assert s["losses"] == pytest.approx([0.1] * 3)
+    t = verdicts.claim_table(claims.sparsity_claims({"pooled": {**s, "slopes": [2.9, 3.0, 3.1],
+                                                                "gains": [0.3, 0.31, 0.32]}}))
     assert t.iloc[0]["verdict"] == "consistent" and t.iloc[0]["seeds"] == 3  # a t-interval over the 3 runs
+    assert t.iloc[1]["paper"] == pytest.approx(36.0) and t.iloc[1]["verdict"] == "consistent"  # 3.6 x 10 % loss
 
 
 def test_reference_table_shows_both_copies_and_what_was_not_run():

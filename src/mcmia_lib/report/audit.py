@@ -7,7 +7,9 @@ canaries in one run.
 
 The leave-one-out grids put each canary in a random half of the models; for one target, its canaries'
 membership is a random balanced subset, which the theorem (independent inclusion with probability ½) treats
-as independent: a close approximation for hundreds of canaries, stated beside every bound. A black-box audit of
+as independent, and the auditor's scores come from reference models whose memberships are tied to the
+target's by that half-and-half design (LiRA and RMIA draw as many IN as OUT references per example, which
+removes the count signal but not the dependence). Both are approximations, stated beside every bound. A black-box audit of
 the final model bounds ε from below only: a bound far below the accountant's ε says that this attack on this
 model does not find the worst case, not that the training run is more private than accounted (Nasr et al.
 2021: final-model audits are loose; the tight ones insert gradient canaries).

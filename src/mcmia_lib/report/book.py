@@ -16,11 +16,13 @@ def glue(name: str, value, display: bool = False) -> None:
 
 def publish_findings(*tables: pd.DataFrame, chapter: str) -> pd.DataFrame:
     """Glue a chapter's decided claims (``claim_table`` results) for the front page (``findings``: claim, the
-    paper's effect, ours with its interval, verdict) and for the chapter's result box (``summary``: how many
-    claims got which verdict). Returns the findings table."""
+    paper's effect, ours with its interval, the verdict and its note: the reason, matched utility, the seeds a
+    decision needs) and for the chapter's result box (``summary``: how many claims got which verdict). Returns
+    the findings table."""
     from collections import Counter
     from IPython.display import Markdown
-    shown = pd.concat([display_claims(t) for t in tables])[["paper", "ours (interval, level)", "unit", "verdict"]]
+    shown = pd.concat([display_claims(t) for t in tables])[["paper", "ours (interval, level)", "unit", "verdict",
+                                                            "note"]]
     counts = Counter(v for t in tables for v in t["verdict"])
     words = ", ".join(f"{n} {v}" for v, n in sorted(counts.items(), key=lambda kv: VERDICTS.index(kv[0])))
     glue("findings", shown.rename_axis(f"{chapter}: claim"), display=False)

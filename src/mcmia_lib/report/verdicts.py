@@ -11,6 +11,7 @@ VERDICTS = ("consistent", "smaller effect", "below half the claim, sign not reso
 NEGLIGIBLE = 0.25  # "no effect": the interval lies within ± this fraction of the paper's effect (fixed beforehand)
 POWER = 0.8  # the power at which an inconclusive claim's seeds are counted
 MATCHED_UTILITY = 5.0  # test accuracy points beyond which two models are not at matched utility
+SEEDS_CAP = 10_000  # ``seeds_needed`` searches no further
 
 
 def paired_interval(diffs, level: float = 0.95) -> tuple[float, float, float]:
@@ -60,11 +61,11 @@ def equivalence_verdict(lo: float, hi: float, margin: float) -> str:
     return "inconclusive"
 
 
-def seeds_needed(diffs, distance: float, level: float, power: float = POWER, cap: int = 10_000) -> int | None:
+def seeds_needed(diffs, distance: float, level: float, power: float = POWER, cap: int = SEEDS_CAP) -> int | None:
     """Seeds at which a ``level`` interval would, with probability ``power``, end on one side of a boundary
     ``distance`` away from the observed mean, if the true mean and spread were the observed ones: the smallest n
     with (t_{(1+level)/2, n−1} + t_{power, n−1}) · sd / √n < ``distance``. None with fewer than two seeds; the
-    current count when there is no spread."""
+    current count when there is no spread; ``cap`` when none up to it would do (a mean on a boundary)."""
     from scipy.stats import t as student
     d = np.asarray(diffs, dtype=float)
     if d.size < 2:
@@ -130,14 +131,16 @@ def claim_table(claims: list[dict], alpha: float = 0.05) -> pd.DataFrame:
             if c.get("collapsed"):
                 verdict = "collapsed"
                 notes.append(c["collapsed"])
-            elif c.get("not_testable") and verdict != "contradicted":
-                verdict = "not testable"
+            elif c.get("not_testable") and (verdict != "contradicted" or c.get("kind") == "equivalence"):
+                verdict = "not testable"  # a directional claim contradicted stays so: the defense made it worse
                 notes.append(c["not_testable"])
             elif verdict == "inconclusive" and "diffs" in c:
                 distance = (decision_distance(m, margin=c["margin"]) if c.get("kind") == "equivalence"
                             else decision_distance(m, c["paper"]))
                 need = seeds_needed(c["diffs"], distance, level)
-                notes.append(f"{need} seeds would decide it with {POWER:.0%} power at the observed spread")
+                notes.append(f"{need} seeds would decide it with {POWER:.0%} power at the observed spread"
+                             if need < SEEDS_CAP else f"more than {SEEDS_CAP:,} seeds would be needed to decide it "
+                             "at the observed spread (its mean sits on a decision boundary)")
             row.update(ours=m, low=lo, high=hi, level=level, seeds=n, verdict=verdict)
         if c.get("accuracies") is not None:
             a, b = c["accuracies"]
@@ -172,18 +175,20 @@ def ratio_runs(runs: dict, paper_ratio: float) -> dict:
     run. ``runs`` = {run: {"dense": (accuracy, defense), "sparse": [(accuracy, defense), ...]}}; in each run the
     sparse networks' relative losses and gains against that run's dense network (``relative_change``) give a
     slope through the origin and a mean relative gain. The runs are the replicates: ``claim_table`` reads a
-    t-interval over them (a parametric interval; a bootstrap over three runs has 27 distinct draws, so its
+    t-interval over them (a parametric interval; a bootstrap over three runs has 27 ordered draws, 10 distinct, so its
     "95 %" interval is about the range of the three values). Returns the per-run values, their means and the
     pooled (loss, gain) points."""
-    slopes, gains, points = [], [], []
+    slopes, gains, losses, points = [], [], [], []
     for r in sorted(runs):
         dense = runs[r]["dense"]
         pts = np.array(runs[r]["sparse"], dtype=float)
         loss, gain = relative_change(dense[0], dense[1], pts[:, 0], pts[:, 1])
         slopes.append(float(loss @ gain / (loss @ loss)) if np.any(loss) else np.nan)
         gains.append(float(gain.mean()))
+        losses.append(float(loss.mean()))
         points += list(zip(loss, gain))
-    return {"slopes": slopes, "gains": gains, "slope": float(np.mean(slopes)), "mean_gain": float(np.mean(gains)),
+    return {"slopes": slopes, "gains": gains, "losses": losses, "slope": float(np.mean(slopes)),
+            "mean_gain": float(np.mean(gains)), "mean_loss": float(np.mean(losses)),
             "points": np.array(points), "paper": paper_ratio, "runs": len(slopes)}
 
 
