@@ -130,10 +130,11 @@ def test_claim_table_gates_and_seeds_needed():
               {**base, "claim": "flat", "diffs": [0.1, -0.1, 0.0], "not_testable": "reference does not leak"},
               {**base, "claim": "dead", "diffs": [9.0, 10.0, 11.0], "collapsed": "at chance"},
               {**base, "claim": "fixed", "fixed": ("no verdict", "implementations differ")},
-              {**base, "claim": "one", "diffs": [12.0]}]
+              {**base, "claim": "one", "diffs": [12.0]},
+              {**base, "claim": "one, dead", "diffs": [12.0], "collapsed": "at chance"}]
     t = verdicts.claim_table(claims)
     assert list(t["verdict"]) == ["inconclusive", "contradicted", "not testable", "collapsed", "no verdict",
-                                  "one seed: no interval"]
+                                  "one seed: no interval", "collapsed"]
     # the family: the 4 claims with an interval, each read at 1 - 0.05 / 4; the one-seed and fixed claims are outside
     assert list(t["level"].dropna()) == pytest.approx([1 - 0.05 / 4] * 4)
     assert np.isnan(t.loc["one", "level"]) and t.loc["one", "ours"] == 12.0

@@ -116,8 +116,11 @@ def claim_table(claims: list[dict], alpha: float = 0.05) -> pd.DataFrame:
             row["verdict"], reason = c["fixed"]
             notes.append(reason)
             row.update({k: c[k] for k in ("ours", "low", "high", "level", "seeds") if k in c})
-        elif i not in family:
-            row.update(ours=float(np.mean(c["diffs"])), seeds=len(c["diffs"]), verdict="one seed: no interval")
+        elif i not in family:  # a collapsed model needs no interval: it predicts nothing
+            row.update(ours=float(np.mean(c["diffs"])), seeds=len(c["diffs"]),
+                       verdict="collapsed" if c.get("collapsed") else "one seed: no interval")
+            if c.get("collapsed"):
+                notes.append(c["collapsed"])
         else:
             if "samples" in c:
                 x = np.asarray(c["samples"], dtype=float)
