@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mcmia_lib import data, models, plots, report
+from mcmia_lib import data, models, plots
+from mcmia_lib.report import references
 from mcmia_lib.defenses.dp import DPSGD, DPHook
 from mcmia_lib.paths import atomic_write_bytes
 from mcmia_lib.threads import cpu_model, matmul_gflops
@@ -46,7 +47,7 @@ def epoch_seconds(ds, name, n, batch, private):
 def save_figure(run: dict, json_path: str) -> None:
     """The per-round ratios beside 004's range and the goal, as ``json_path`` with the suffix .png."""
     plots.setup()
-    fig = plots.overhead_ratios(run, goal=report.DP_OVERHEAD_GOAL, paper=report.lomurno_dp_slowdown(),
+    fig = plots.overhead_ratios(run, goal=references.DP_OVERHEAD_GOAL, paper=references.lomurno_dp_slowdown(),
                                 title=f"DP-SGD / non-private epoch time (Opacus {run['opacus']}, {run['started']})")
     fig.savefig(Path(json_path).with_suffix(".png"), dpi=120)
 

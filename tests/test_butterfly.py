@@ -64,3 +64,18 @@ def test_bad_butterfly_parameters_are_named():
         butterfly_segments(build_model("resnet20", 10, (3, 32, 32)), 4, 2)
     with pytest.raises(ValueError, match="has no `stages`"):
         butterfly_segments(build_model("lenet5", 10, (1, 28, 28)), 1, 2)
+
+
+def test_the_square_chain_of_size_16_has_002s_figure_3_supports():
+    """002, Sec. 3.2: a square matrix of size N = 2^L factors into L factors with supports
+    I_{2^(l-1)} ⊗ [[1, 1], [1, 1]] ⊗ I_{N/2^l}, whose product is full (Figure 3: N = 16)."""
+    import torch
+    from mcmia_lib.models.butterfly import debut_chain, support
+    chain = debut_chain(16, 16, 4)
+    product = torch.eye(16)
+    for ell, f in enumerate(chain, start=1):
+        paper = torch.kron(torch.kron(torch.eye(2 ** (ell - 1)), torch.ones(2, 2)), torch.eye(16 // 2 ** ell)).bool()
+        assert torch.equal(support(*f), paper), ell
+        assert support(*f).sum(0).max() == 2 and support(*f).sum(1).max() == 2  # two nonzeros per row and column
+        product = product @ support(*f).float()
+    assert bool((product > 0).all())

@@ -6,12 +6,13 @@ import pytest
 from mcmia_lib import cli
 
 
-def test_profiles_only_use_declared_parameters():
+def test_every_profile_file_sets_every_declared_parameter():
+    from mcmia_lib import chapters
     for name in cli.chapters():
-        declared = cli.notebook_parameters(name)
+        declared = chapters.params_class(name).names()
         for profile in cli.PROFILES:
             params = cli.resolve_params(name, profile)
-            assert set(params) <= set(declared), (name, profile)
+            assert sorted(params) == sorted(declared), (name, profile)
 
 
 def test_misspelt_parameter_is_refused_with_valid_names():
@@ -172,7 +173,7 @@ def test_run_with_missing_entries_is_refused_before_any_kernel(tmp_store, monkey
         raise AssertionError("a kernel was started")
     monkeypatch.setattr(cli, "execute", no_kernel)
     from mcmia_lib import engine, grid
-    engine.run(grid.plan("quickstart", cli.chapter_params("quickstart", "cpu", [("seeds", "[0]")])).missing[0])
+    engine.run(grid.plan("quickstart", cli.resolve_params("quickstart", "cpu", [("seeds", "[0]")])).missing[0])
     assert cli.main(["run", "quickstart", "--profile", "cpu", "-p", "seeds", "[0, 1, 7]"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "2 store entries missing, estimated" in err and "core-minutes" in err

@@ -108,10 +108,10 @@ def test_choose_clip_keeps_the_best_validation_accuracy_per_epsilon(monkeypatch)
 def test_table_i_rows_train_dp_on_the_mcmia_members():
     from mcmia_lib.experiments import dp_column_spec, mcmia_spec, table_i_rows
     from mcmia_lib.models import build_model
-    from mcmia_lib.report import profile_params
+    from mcmia_lib.chapters import as_dict, read
     t = {"epsilon": 6.28, "epochs": 2, "batch_size": 100, "lr": 0.1, "momentum": 0.0, "curve_subset": 100,
          "nn_epochs": 3, "cnn_width": 0.5, "cnn_compression": 10.0}
-    lenet, cifar = profile_params("mcmia_lenet5", "cpu"), profile_params("mcmia_cifar10", "cpu")
+    lenet, cifar = as_dict(read("mcmia_lenet5", "cpu")), as_dict(read("mcmia_cifar10", "cpu"))
     rows = table_i_rows(t, lenet, cifar, {"mnist": {2: 1.0, 4: 3.0, 8: 3.0}, "cifar10": {2: 3.0, 8: 10.0}}, 1e-5)
     assert list(rows) == ["MNIST-LeNet-5", "CIFAR-10-CNN"]
     for row, (dp_p, mcmia_p) in rows.items():

@@ -110,9 +110,9 @@ def _quickstart_entry(store):
     """A stored entry of the smoke quickstart's one spec (its result made up: nothing is trained)."""
     import numpy as np
     from mcmia_lib import engine
-    from mcmia_lib.cli import chapter_params
+    from mcmia_lib.cli import resolve_params
     from mcmia_lib.experiments import quickstart_spec
-    params = chapter_params("quickstart", "smoke")
+    params = resolve_params("quickstart", "smoke")
     spec = quickstart_spec(params, params["seeds"][0])
     e = store.save(engine.key(spec), spec, {"test_acc": 0.9, "provenance": {"seconds": 3.0}},
                    {"scores": np.arange(1000, dtype=np.float64)})

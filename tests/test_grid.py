@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mcmia_lib import engine, grid
-from mcmia_lib.cli import book_chapters, chapter_params
+from mcmia_lib.cli import book_chapters, resolve_params
 from mcmia_lib.paths import REPO_ROOT
 from mcmia_lib.store import Store
 
@@ -27,7 +27,7 @@ TINY = ["-p", "seeds", "[0, 1, 2, 3]", "-p", "epochs", "40", "-p", "nn_epochs", 
 def test_every_book_chapter_grid_is_in_the_committed_store(chapter):
     """The book's chapters are executed from the store, so a grid that names other specs than its notebook
     (or a spec builder that drifted) shows up as missing entries."""
-    p = grid.plan(chapter, chapter_params(chapter, "cpu"), COMMITTED)
+    p = grid.plan(chapter, resolve_params(chapter, "cpu"), COMMITTED)
     assert not p.missing and not p.pending, [grid.describe(s) for s in p.missing[:5]]
     assert p.stored
 
@@ -156,7 +156,7 @@ def test_the_smoke_estimate_from_cpu_entries_is_within_3x_of_the_time_it_takes(t
     """The committed store holds the cpu-profile entries of 000 (100 epochs on 60,000 images); the smoke
     profile trains 2 epochs on 2,000. Its estimate, scaled from them, is within 3x of what it takes here (it
     said 34.6 core-minutes for about 10 s)."""
-    params = chapter_params("mnist_lenet5_baseline", "smoke")
+    params = resolve_params("mnist_lenet5_baseline", "smoke")
     p = grid.plan("mnist_lenet5_baseline", params, COMMITTED)
     assert len(p.missing) == 3 and not p.unknown
     assert all("scaled by epochs × examples" in how for _, how in p.estimates)

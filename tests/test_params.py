@@ -104,15 +104,19 @@ def test_every_profile_of_every_chapter_validates():
     from mcmia_lib import chapters
     for name in cli.chapters():
         for profile in cli.PROFILES:
-            p = chapters.validate(name, cli.chapter_params(name, profile))
+            p = chapters.validate(name, cli.resolve_params(name, profile))
+            assert p == chapters.read(name, profile)
             assert isinstance(p, chapters.params_class(name)) and p.profile == profile
 
 
-def test_params_fields_are_the_notebook_parameters():
+def test_every_notebook_takes_a_profile_and_overrides_only():
+    """A notebook's parameters come from its ``Params`` and profile file, never from its own cell."""
+    import papermill as pm
     from mcmia_lib import chapters
     assert sorted(chapters.NAMES) == cli.chapters()
     for name in cli.chapters():
-        assert chapters.params_class(name).names() == list(cli.notebook_parameters(name)), name
+        declared = pm.inspect_notebook(str(cli.NOTEBOOKS / f"{name}.ipynb"))
+        assert list(declared) == ["profile", "overrides"], name
 
 
 def test_declared_names_and_sizes_agree_with_the_library():

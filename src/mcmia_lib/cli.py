@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import hashlib
 import json
 import os
@@ -50,72 +49,52 @@ def book_chapters() -> list[str]:
     return [name for name in chapters() if f"book/{name}" in listed]
 
 
-def notebook_parameters(name: str) -> dict:
-    """Parameters the notebook declares in its cell tagged ``parameters`` (name -> default)."""
-    import papermill as pm
-    return {k: v["default"] for k, v in pm.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb")).items()}
-
-
-def resolve_params(name: str, profile: str, overrides: list[tuple[str, str]] = ()) -> dict:
-    """The profile's YAML plus ``-p`` overrides, each parsed (``chapters.load_yaml``: ``1e-3`` is a number) and
-    the whole checked against the chapter's declared ``Params`` (type and range of each parameter) before
-    anything runs; a problem raises ``UsageError`` with one line naming the parameter, what it expects and what
-    it got (a long value cut to about 80 characters)."""
-    if name not in chapters():
-        raise UsageError(f"no notebook {declared.show(name)}; available: {', '.join(chapters())}")
-    if profile not in PROFILES:
-        raise UsageError(f"unknown profile {declared.show(profile)}; choose one of {', '.join(PROFILES)}")
-    path = PARAMS / name / f"{profile}.yaml"
-    if not path.exists():
-        raise UsageError(f"missing parameter file {path}")
-    where = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
-    params = declared.load_yaml(path.read_text()) or {}
-    valid = notebook_parameters(name)
-    given = set()
+def parse_overrides(overrides: list[tuple[str, str]]) -> dict:
+    """``-p NAME VALUE`` pairs as name -> value, each VALUE parsed as YAML (``chapters.load_yaml``: ``1e-3`` is a
+    number); an unparsable one raises ``UsageError``."""
+    given = {}
     for k, v in overrides:
         if k == "profile":
             raise UsageError(f"-p profile {declared.cut(v, 40)}: choose the profile with --profile "
                              f"{'|'.join(PROFILES)}, not -p")
         try:
-            value = declared.load_yaml(v)
+            given[k] = declared.load_yaml(v)
         except yaml.YAMLError as exc:
             problem = getattr(exc, "problem", None) or type(exc).__name__
             context = getattr(exc, "context", None)
             raise UsageError(f"-p {declared.cut(k, 40)}: {declared.show(v)} is not valid YAML "
                              f"({problem}{', ' + context if context else ''}); write lists as \"[0, 1]\" and strings "
                              "as plain words") from None
-        params[k] = value
-        given.add(k)
-    unknown = sorted(set(params) - set(valid))
+    return given
+
+
+def resolve_params(name: str, profile: str, overrides: list[tuple[str, str]] = ()) -> dict:
+    """Every parameter the chapter runs with: the profile's YAML, then the ``-p`` overrides, the whole checked
+    against the chapter's declared ``Params`` (type and range of each parameter) before anything runs; a problem
+    raises ``UsageError`` with one line naming the parameter, what it expects and what it got (a long value cut
+    to about 80 characters)."""
+    if name not in chapters():
+        raise UsageError(f"no notebook {declared.show(name)}; available: {', '.join(chapters())}")
+    if profile not in PROFILES:
+        raise UsageError(f"unknown profile {declared.show(profile)}; choose one of {', '.join(PROFILES)}")
+    path = declared.params_file(name, profile)
+    if not path.exists():
+        raise UsageError(f"missing parameter file {path}")
+    where = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+    params = declared.load_yaml(path.read_text()) or {}
+    given = parse_overrides(overrides)
+    valid = declared.params_class(name).names()
+    unknown = sorted((set(params) | set(given)) - set(valid))
     if unknown:
         source = f"{where} or -p" if overrides else str(where)
         raise UsageError(f"unknown parameter(s) {declared.cut(', '.join(unknown))} for {name} (from "
-                         f"{source}); valid names: {', '.join(sorted(valid))}")
-    params["profile"] = profile
-    defaults = {}
-    for k, v in valid.items():
-        try:
-            defaults[k] = ast.literal_eval(v)
-        except (ValueError, SyntaxError):
-            pass
+                         f"{source}); valid names: {', '.join(sorted(v for v in valid if v != 'profile'))}")
+    params = {**params, **given, "profile": profile}
     try:
-        declared.validate(name, {**defaults, **params})
+        declared.validate(name, params)
     except declared.ParameterError as exc:
-        source = "-p " if exc.top in given else f"{where}: " if exc.top in params else "notebook default "
-        raise UsageError(f"{source}{exc}") from None
+        raise UsageError(f"{'-p ' if exc.top in given else f'{where}: '}{exc}") from None
     return params
-
-
-def chapter_params(name: str, profile: str, overrides=()) -> dict:
-    """Every parameter the chapter runs with: its notebook's defaults, then the profile's YAML and ``-p``
-    overrides (``resolve_params``)."""
-    defaults = {}
-    for k, v in notebook_parameters(name).items():
-        try:
-            defaults[k] = ast.literal_eval(v)
-        except (ValueError, SyntaxError):
-            pass
-    return {**defaults, **resolve_params(name, profile, overrides)}
 
 
 def run_grid(name: str, profile: str, overrides=(), workers: int | None = None, address: str | None = None,
@@ -124,7 +103,7 @@ def run_grid(name: str, profile: str, overrides=(), workers: int | None = None, 
     from . import grid
     if name not in grid.chapters():
         raise UsageError(f"no grid for {name!r}; chapters with one: {', '.join(grid.chapters())}")
-    params = chapter_params(name, profile, overrides)
+    params = resolve_params(name, profile, overrides)
     try:
         grid.check_workers(workers, address)
         if address is not None and not dry_run:
@@ -190,7 +169,7 @@ def ensure_stored(name: str, profile: str, overrides=(), compute: bool = False) 
     from . import grid
     if profile == "smoke" or name not in grid.chapters():
         return
-    params = chapter_params(name, profile, overrides)
+    params = resolve_params(name, profile, overrides)
     p = grid.plan(name, params)
     if not p.missing and not p.pending:
         return
@@ -209,11 +188,17 @@ def ensure_stored(name: str, profile: str, overrides=(), compute: bool = False) 
 
 
 def source_hash(name: str, params: dict) -> str:
-    """Hash of the notebook's code/markdown (outputs and injected parameters excluded), its parameters and
-    the library's component versions: a change in any of them re-executes the chapter."""
+    """Hash of the notebook's code/markdown (outputs and injected parameters excluded), its parameters, the
+    library's source (the chapter's module computes what it shows) and its component versions: a change in any
+    of them re-executes the chapter."""
     nb = json.loads((NOTEBOOKS / f"{name}.ipynb").read_text())
     cells = [c["source"] for c in nb["cells"] if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
-    blob = json.dumps({"cells": cells, "params": params, "versions": VERSIONS}, sort_keys=True, default=str)
+    package = Path(__file__).parent
+    library = hashlib.sha256()
+    for f in sorted(package.rglob("*.py")):
+        library.update(f.relative_to(package).as_posix().encode() + b"\0" + f.read_bytes())
+    blob = json.dumps({"cells": cells, "params": params, "versions": VERSIONS, "library": library.hexdigest()},
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -235,7 +220,8 @@ def execute(name: str, profile: str, overrides=(), output: Path | None = None) -
     t0 = time.perf_counter()
     print(f"executing {name} at profile {profile} -> {out.relative_to(REPO_ROOT) if out.is_relative_to(REPO_ROOT) else out}")
     try:
-        pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(tmp), parameters=params, kernel_name="python3",
+        pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(tmp), kernel_name="python3",
+                            parameters={"profile": profile, "overrides": parse_overrides(overrides)},
                             cwd=str(NOTEBOOKS), progress_bar=False, log_output=False)
     except pm.PapermillExecutionError as exc:
         where = tmp.relative_to(REPO_ROOT) if tmp.is_relative_to(REPO_ROOT) else tmp
@@ -287,9 +273,9 @@ def absolute_store_paths() -> None:
 
 def check_store_folders() -> None:
     """The results store and the weights folder must be folders (or not exist yet): a file there is one line."""
+    from .paths import weights_root
     from .store import default_root
-    weights = Path(os.environ.get("MCMIA_WEIGHTS", REPO_ROOT / "data" / "weights"))  # as weights.weights_path
-    for var, path in (("MCMIA_STORE", default_root()), ("MCMIA_WEIGHTS", weights)):
+    for var, path in (("MCMIA_STORE", default_root()), ("MCMIA_WEIGHTS", weights_root())):
         first = next((p for p in (path, *path.parents) if p.exists()), None)
         if first is not None and not first.is_dir():
             what = f"{var}={path}" if os.environ.get(var) else f"the default {var} folder {path}"
@@ -434,7 +420,8 @@ def main(argv=None) -> int:
         if args.cmd == "run":
             if args.list or not args.notebook:
                 for name in chapters():
-                    print(f"{name}: {', '.join(sorted(notebook_parameters(name)))}")
+                    names = declared.params_class(name).names()
+                    print(f"{name}: {', '.join(sorted(n for n in names if n != 'profile'))}")
                 return 0
             output = Path(args.output).absolute() if args.output else None
             if output:  # before any computing (``--compute``) or executing

@@ -46,19 +46,14 @@ def mcmia_specs(lenet: dict, cifar: dict) -> dict:
     chapter's four regimes and the CIFAR chapter's per model (``lenet`` / ``cifar``: their profile
     parameters), one per seed."""
     from .data import load_dataset
-    rows = {"vgg16": "VGG16", "mobilenetv2": "MobileNetV2", "resnet18": "ResNet-18"}
+    from .report.references import ROW_NAMES
     specs = {("MNIST-LeNet-5", LABELS[k]): [mcmia_spec(lenet, k, s) for s in lenet["seeds"]] for k in METHODS}
     ds = load_dataset(cifar["dataset"])
     for m in cifar["models"]:
         p = per_model_params(cifar, m, ds.num_classes, ds.shape)
         for k in METHODS[:3] + (("pruning+minmax",) if m in cifar["pmm_models"] else ()):
-            specs[(f"CIFAR-10-{rows[m]}", LABELS[k])] = [mcmia_spec(p, k, s) for s in p["seeds"]]
+            specs[(f"CIFAR-10-{ROW_NAMES[m]}", LABELS[k])] = [mcmia_spec(p, k, s) for s in p["seeds"]]
     return specs
-
-
-def mcmia_runs(lenet: dict, cifar: dict) -> dict:
-    """The stored entries of ``mcmia_specs`` (computing what the store lacks)."""
-    return {row: [run(s) for s in specs] for row, specs in mcmia_specs(lenet, cifar).items()}
 
 
 def quickstart_spec(p: dict, seed: int) -> ExperimentSpec:
@@ -80,7 +75,7 @@ def lenet5_baseline_spec(p: dict, seed: int, init: str) -> ExperimentSpec:
 def baseline_probe_spec(p: dict) -> ExperimentSpec:
     """LeNet-5 trained ``p["printed_lr_epochs"]`` epochs with Adam at the learning rate the papers print (its
     first seed; no NN attack): does the printed rate train?"""
-    from .report import reference
+    from .report.references import reference
     return ExperimentSpec(dataset="mnist", model="lenet5", width=p["width"], n_target=p["n_target"], seed=p["seeds"][0],
                           train=TrainConfig(epochs=p["printed_lr_epochs"], batch_size=p["batch_size"],
                                             lr=reference("classification model", "learning rate")["value"],

@@ -2,8 +2,8 @@
 
 ``chapter_grid(chapter, params)`` yields the chapter's specs in stages: a stage may depend on the entries of
 the one before (DP-SGD's clipping norm is chosen on stored validation accuracies before the DP targets are
-named). The specs mirror what the chapter's notebook asks ``run`` for; ``tests/test_grid.py`` checks that
-every cpu-profile grid is in the committed store, so a grid that names other specs than its chapter fails.
+named). The specs are the chapter module's ``stages``, which its ``results`` reads through (``chapters.entries``);
+``tests/test_grid.py`` checks that every cpu-profile grid is in the committed store.
 
 ``compute(chapter, params)`` runs the missing entries of each stage as Ray tasks (a local Ray with one task
 per core and one torch thread per task by default, an existing cluster with ``address``, one GPU per task
@@ -30,130 +30,31 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Iterator
 
-from . import engine, loo  # noqa: F401 (loo registers its kind of entry, which stored_costs must know)
-from .experiments import (METHODS, clip_candidates, choose_clip, dp_column_spec, gonon_nets, gonon_spec,
-                          lomurno_configs, lomurno_spec, mcmia_spec, mcmia_specs, per_model_params, strong_attack_specs,
-                          table_i_rows,
-                          baseline_probe_spec, lenet5_baseline_spec, quickstart_spec)
-from .inversion import InversionSpec
-from .report import profile_params
-from .weights import weights_path
+from . import chapters as declared  # the chapters package; `chapters()` below lists those with a grid
+from . import engine
 from .store import Store, canonical
+from .weights import weights_path
 from .train import quiet
-
-_GRIDS: dict[str, tuple[Callable[[dict], Iterator[list]], int]] = {}
-
-
-def _grid(chapter: str, stages: int = 1):
-    def register(fn):
-        _GRIDS[chapter] = (fn, stages)
-        return fn
-    return register
 
 
 def chapters() -> list[str]:
-    return sorted(_GRIDS)
+    """The chapters with a grid: every chapter (``chapters.NAMES``)."""
+    return sorted(declared.NAMES)
 
 
 def chapter_grid(chapter: str, params: dict, store: Store | None = None) -> Iterator[list]:
-    """The chapter's specs at ``params`` (its profile's parameters), stage by stage; a later stage is named
-    only once the entries of the earlier ones are stored (in ``store``, which it reads them from)."""
-    if chapter not in _GRIDS:
+    """The chapter's specs at ``params`` (its profile's parameters), stage by stage (its module's ``stages``); a
+    later stage is named only once the entries of the earlier ones are stored (in ``store``, which it reads them
+    from)."""
+    if chapter not in declared.NAMES:
         raise ValueError(f"no grid for chapter {chapter!r}; chapters with one: {', '.join(chapters())}")
-    return _GRIDS[chapter][0](params, store or Store())
+    return declared.module(chapter).stages(declared.validate(chapter, params), store or Store())
 
 
-@_grid("quickstart")
-def _quickstart(p, store):
-    yield [quickstart_spec(p, s) for s in p["seeds"]]
-
-
-@_grid("mnist_lenet5_baseline")
-def _lenet5_baseline(p, store):
-    yield [baseline_probe_spec(p)] + [lenet5_baseline_spec(p, s, init) for init in p["nn_inits"] for s in p["seeds"]]
-
-
-def _lenet5_params(p: dict) -> dict:
-    return {k: p.get(k) for k in ("dataset", "model", "width", "n_target", "epochs", "pretrain_epochs", "batch_size",
-                                  "lr", "optimizer", "rates", "admm_epochs", "retrain_epochs", "rho", "rho_growth",
-                                  "minmax_lam", "minmax_steps", "minmax_attack_lr", "nn_epochs")}
-
-
-@_grid("mcmia_lenet5")
-def _mcmia_lenet5(p, store):
-    q = _lenet5_params(p)
-    yield ([mcmia_spec(q, m, s) for m in METHODS for s in p["seeds"]]
-           + [mcmia_spec(q, "pruning", p["seeds"][0], rates=r) for r in p["rate_candidates"]])
-
-
-def _cifar_params(p: dict) -> dict:
-    """The CIFAR chapter's per-model parameters (``per_model_params``), as its notebook builds them."""
-    from .data import load_dataset
-    common = {k: p.get(k) for k in ("dataset", "n_target", "epochs", "pretrain_epochs", "batch_size", "lr",
-                                    "optimizer", "flip", "crop_pad", "admm_epochs", "retrain_epochs", "rho",
-                                    "rho_growth", "minmax_lam", "minmax_steps", "minmax_attack_lr", "nn_epochs")}
-    ds = load_dataset(p["dataset"])
-    chapter = {**common, **{k: p.get(k) for k in ("models", "widths", "compression", "first_rate", "seeds",
-                                                   "overrides")}}
-    return {m: per_model_params(chapter, m, ds.num_classes, ds.shape) for m in p["models"]}
-
-
-@_grid("mcmia_cifar10")
-def _mcmia_cifar10(p, store):
-    params = _cifar_params(p)
-    specs = [mcmia_spec(params[m], k, s) for m in p["models"]
-             for k in METHODS[:3] + (("pruning+minmax",) if m in p["pmm_models"] else ()) for s in params[m]["seeds"]]
-    ablation = p.get("admm_ablation") or {}
-    alt = {k: v for k, v in ablation.items() if k not in ("seeds", "models")}
-    for m in ablation.get("models", p["models"]) if ablation else ():
-        specs += [mcmia_spec({**params[m], **alt}, "pruning", s) for s in params[m]["seeds"] if s in ablation["seeds"]]
-    yield specs
-
-
-@_grid("mcmia_tables")
-def _mcmia_tables(p, store):
-    yield [s for specs in mcmia_specs(profile_params("mcmia_lenet5", p["profile"]),
-                                      profile_params("mcmia_cifar10", p["profile"])).values() for s in specs]
-
-
-@_grid("dp_regularization", stages=2)
-def _dp_regularization(p, store):
-    chapter = {k: p.get(k) for k in ("model", "width", "n_target", "epochs", "batch_size", "lr", "momentum",
-                                     "curve_subset", "epsilons", "delta", "clip_candidates", "l2", "dropout",
-                                     "nn_epochs")}
-    yield [v for d in p["datasets"] for v in clip_candidates({**chapter, "dataset": d}).values()]
-    clip = {d: choose_clip({**chapter, "dataset": d}, store=store)[0] for d in p["datasets"]}
-    spec = lambda d, c, s: lomurno_spec({**chapter, "dataset": d, "max_grad_norm": clip[d]}, c, s)  # noqa: E731
-    configs = lomurno_configs(p["epsilons"])
-    runs = [spec(d, c, s) for d in p["datasets"] for c in configs for s in p["seeds"]]
-    inversions = [InversionSpec(spec(d, c, p["inversion_seed"]), layer, epochs=p["inversion_epochs"],
-                                n_train=p["inversion_n_train"], n_val=p["inversion_n_val"], n_test=p["inversion_n_test"])
-                  for layer in p["inversion_layers"] for d in p["datasets"] for c in configs]
-    t = p["table_i"]
-    rows = table_i_rows(t, profile_params("mcmia_lenet5", p["profile"]), profile_params("mcmia_cifar10", p["profile"]),
-                        clip, p["delta"])
-    table_i = [s for dp_p, mcmia_p in rows.values() for seed in t["seeds"]
-               for s in (dp_column_spec(dp_p, seed), mcmia_spec(mcmia_p, "pruning", seed))]
-    yield runs + table_i + inversions
-
-
-@_grid("sparsity")
-def _sparsity(p, store):
-    yield [gonon_spec(p, net, r) for net in gonon_nets(p) for r in p["runs"]]
-
-
-@_grid("strong_attacks")
-def _strong_attacks(p, store):
-    yield [s for specs in strong_attack_specs(p).values() for s in specs]
-
-
-@_grid("comparison", stages=2)
-def _comparison(p, store):
-    from . import chapters
-    from .chapters import comparison
-    yield from comparison.stages(chapters.validate("comparison", p), store)
+def stage_count(chapter: str) -> int:
+    return getattr(declared.module(chapter), "STAGES", 1)
 
 
 # -- planning ------------------------------------------------------------------------------------------------
@@ -306,7 +207,7 @@ def plan(chapter: str, params: dict, store: Store | None = None) -> Plan:
         for spec in stage:
             (stored if engine.is_stored(spec, store) else missing).append(spec)
         if missing:
-            pending = i + 1 < _GRIDS[chapter][1]
+            pending = i + 1 < stage_count(chapter)
             break
     damaged = [s for s in missing if store.has(engine.key(s))]  # there, but it does not read back
     return Plan(stored, missing, [estimate(s, costs) for s in missing], pending, damaged)

@@ -261,18 +261,3 @@ def roc_bootstrap(is_member, score, fprs=(), n_boot: int = 1000, level: float = 
         lo, hi = np.quantile(b, [(1 - level) / 2, (1 + level) / 2]) if b.size else (np.nan, np.nan)
         out[name] = (point[j], float(lo), float(hi))
     return out
-
-
-def epsilon_lower_bound(tp: int, fp: int, tn: int, fn: int, delta: float = 1e-5, level: float = 0.95) -> float:
-    """A ``level`` lower confidence bound on the ε of an (ε, δ)-DP training run from a membership test's
-    counts (Jagielski et al. 2020; Nasr et al. 2021): max(log((1 − δ − FPR_hi) / FNR_hi),
-    log((1 − δ − FNR_hi) / FPR_hi)) with the rates' Clopper–Pearson upper bounds; 0 when negative. The
-    threshold must be chosen on other runs than those counted."""
-    if min(tp, fp, tn, fn) < 0 or tp + fn < 1 or fp + tn < 1:
-        raise ValueError(f"need non-negative counts with members and non-members, got tp={tp}, fp={fp}, tn={tn}, "
-                         f"fn={fn}")
-    fpr_hi = clopper_pearson(fp, fp + tn, level)[1]
-    fnr_hi = clopper_pearson(fn, fn + tp, level)[1]
-    bounds = [np.log((1 - delta - fpr_hi) / fnr_hi) if 1 - delta - fpr_hi > 0 else -np.inf,
-              np.log((1 - delta - fnr_hi) / fpr_hi) if 1 - delta - fnr_hi > 0 else -np.inf]
-    return float(max(0.0, *bounds))

@@ -12,6 +12,11 @@ from pathlib import Path
 REPO_ROOT = Path(os.environ.get("MCMIA_REPO", Path(__file__).resolve().parents[2]))
 
 
+def weights_root() -> Path:
+    """The folder of trained weights: ``$MCMIA_WEIGHTS`` or data/weights of the checkout."""
+    return Path(os.environ.get("MCMIA_WEIGHTS", REPO_ROOT / "data" / "weights"))
+
+
 def umask() -> int:
     """The process's umask, read without changing it (``/proc``; elsewhere set and restored at once)."""
     try:

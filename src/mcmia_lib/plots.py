@@ -7,8 +7,8 @@ import pandas as pd
 import seaborn as sns
 
 from .metrics import roc_curve
-from . import report
-from .report import ATTACK_NAMES
+from .report import tables
+from .report.tables import ATTACK_NAMES
 
 
 def setup():
@@ -17,7 +17,7 @@ def setup():
 
 
 def history_frame(entries) -> pd.DataFrame:
-    return pd.DataFrame([{**h, "seed": e.spec["seed"]} for e in entries for h in e.result["history"]])
+    return pd.DataFrame([{**h, "seed": e.spec["seed"]} for e in entries for h in e.history])
 
 
 def training_curves(entries, title: str = ""):
@@ -46,7 +46,7 @@ def attack_training(entries_by_label: dict, title: str = ""):
     """NN attack: evaluation accuracy and training loss per attack epoch (lower row of 000's Figure 2)."""
     rows = [{**h, "seed": e.spec["seed"], "attack": label}
             for label, entries in entries_by_label.items() for e in entries
-            for h in e.result["attacks"]["nn"]["history"]]
+            for h in e.attack("nn")["history"]]
     df = pd.DataFrame(rows)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     sns.lineplot(df, x="epoch", y="eval_accuracy", hue="attack", errorbar="sd", ax=axes[0])
@@ -124,8 +124,8 @@ def probability_histograms(entries_by_label: dict, title: str = ""):
 
 def gap_vs_attack(entries_by_label: dict, title: str = ""):
     """000 Figure 5: per class, the training − test accuracy gap against the NN attack's accuracy on that
-    class (``report.per_class_gap``), one point per class and seed."""
-    df = report.per_class_gap(entries_by_label)
+    class (``tables.per_class_gap``), one point per class and seed."""
+    df = tables.per_class_gap(entries_by_label)
     fig, ax = plt.subplots(figsize=(6.2, 4.2))
     sns.scatterplot(df, x="train-test accuracy gap (%)", y="NN attack accuracy (%)", hue="method", style="method",
                     s=50, ax=ax)
@@ -145,7 +145,7 @@ def loss_and_attack_curves(entries_by_label: dict, title: str = ""):
         rows = []
         for e in entries:
             starts = {}
-            for i, h in enumerate(e.result["history"]):
+            for i, h in enumerate(e.history):
                 starts.setdefault(h.get("phase", "train"), i + 1)
                 rows += [{"epoch": i + 1, "seed": e.spec["seed"], "loss": h[k], "set": k[:-5]}
                          for k in ("train_loss", "test_loss") if k in h]
@@ -157,7 +157,7 @@ def loss_and_attack_curves(entries_by_label: dict, title: str = ""):
                 ax.text(start, 0.98, phase, fontsize=8, color="grey", rotation=90, ha="left",
                         transform=ax.get_xaxis_transform(), va="top")
         ax.set(yscale="log", title=label, xlabel="training epoch", ylabel="classification loss" if j == 0 else "")
-        att = pd.DataFrame([{**h, "seed": e.spec["seed"]} for e in entries for h in e.result["attacks"]["nn"]["history"]])
+        att = pd.DataFrame([{**h, "seed": e.spec["seed"]} for e in entries for h in e.attack("nn")["history"]])
         ax = axes[1, j]
         sns.lineplot(att, x="epoch", y="eval_accuracy", errorbar="sd", ax=ax, color="C3")
         ax.axhline(0.5, ls=":", c="grey")
@@ -172,7 +172,7 @@ def minmax_gain_curves(entries_by_label: dict, title: str = ""):
     training; −log 4 is an inference model at chance."""
     rows = [{"epoch": i + 1, "gain G": h["minmax_gain"], "method": label, "seed": e.spec["seed"]}
             for label, entries in entries_by_label.items() for e in entries
-            for i, h in enumerate(x for x in e.result["history"] if "minmax_gain" in x)]
+            for i, h in enumerate(x for x in e.history if "minmax_gain" in x)]
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     sns.lineplot(pd.DataFrame(rows), x="epoch", y="gain G", hue="method", errorbar="sd", ax=ax)
     ax.axhline(-np.log(4), ls=":", c="grey", label="chance (−log 4)")
@@ -279,7 +279,8 @@ def defense_vs_accuracy(df: pd.DataFrame, slope: float | None = None, paper_slop
 
 def relative_tradeoff(pts: pd.DataFrame, slope: float, paper_slope: float, title: str = ""):
     """002's 3.6·p% claim: each run's relative defense gain against its relative accuracy loss (both in % of
-    the dense networks' mean), one colour per network, with the fitted line through the origin and 002's.
+    that run's dense network), one colour per network, with the fitted line through the origin (the mean of the
+    per-run slopes) and 002's.
     ``pts``: columns label, relative accuracy loss, relative defense gain (fractions)."""
     df = pts.assign(x=100 * pts["relative accuracy loss"], y=100 * pts["relative defense gain"])
     fig, ax = plt.subplots(figsize=(7, 4.4))
@@ -287,7 +288,7 @@ def relative_tradeoff(pts: pd.DataFrame, slope: float, paper_slope: float, title
     ax.axhline(0, ls=":", c="grey")
     ax.axvline(0, ls=":", c="grey")
     xs = np.linspace(min(df["x"].min(), 0), max(df["x"].max(), 0), 2)
-    ax.plot(xs, slope * xs, "-", c="C3", lw=1, label=f"fitted: gain = {slope:.2f} × loss")
+    ax.plot(xs, slope * xs, "-", c="C3", lw=1, label=f"fitted (mean over runs): gain = {slope:.2f} × loss")
     ax.plot(xs, paper_slope * xs, "--", c="C3", lw=1, label=f"002: gain = {paper_slope:g} × loss")
     ax.set_xlabel("relative accuracy loss vs dense (%)")
     ax.set_ylabel("relative defense gain vs dense (%)")
@@ -316,7 +317,7 @@ def seed_curves(entries_by_dataset: dict, title: str = ""):
     for ax, (name, by_config) in zip(axes[0], entries_by_dataset.items()):
         df = pd.DataFrame([{"epoch": h["epoch"], "test accuracy": h["test_acc"], "seed": e.spec["seed"],
                             "configuration": c}
-                           for c, es in by_config.items() for e in es for h in e.result["history"]])
+                           for c, es in by_config.items() for e in es for h in e.history])
         sns.lineplot(df, x="epoch", y="test accuracy", hue="configuration", units="seed", estimator=None,
                      lw=0.9, marker=".", ax=ax, legend=ax is axes[0, -1])
         ax.set_title(name)
@@ -387,3 +388,24 @@ def tpr_by_references(df: pd.DataFrame, title: str = "", chance: float | None = 
     g.set_axis_labels("reference models", df["ylabel"].iloc[0] if "ylabel" in df else "TPR")
     g.figure.suptitle(title + (" (dotted: chance)" if chance is not None else ""), y=1.02)
     return g.figure
+
+
+def butterfly_supports(chain, title: str = ""):
+    """The supports of a butterfly factorization's factors, left to right (``models.butterfly.support`` of each
+    (a, b, c, d) of ``chain``), and of their product: 002's Figure 3 for a chain of size 16."""
+    from .models.butterfly import support
+    masks = [support(*f).float() for f in chain]
+    product = masks[0]
+    for m in masks[1:]:
+        product = (product @ m > 0).float()
+    panels = [(f"$X^{{({i + 1})}}$: $I_{{{a}}} \\otimes 1_{{{b}\\times{c}}} \\otimes I_{{{d}}}$", m)
+              for i, ((a, b, c, d), m) in enumerate(zip(chain, masks))] + [("product", product)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.3 * len(panels), 2.6))
+    for ax, (name, m) in zip(axes, panels):
+        ax.imshow(m.numpy(), cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

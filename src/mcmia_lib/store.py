@@ -109,11 +109,38 @@ def _exchange(a: Path, b: Path) -> bool:
 
 @dataclass
 class Entry:
+    """A stored entry: its key, spec and result (JSON) and per-example arrays. The accessors read the result of a
+    trained target (``runner``, ``loo``); a key the entry's kind does not record raises ``KeyError``."""
+
     key: str
     spec: dict
     result: dict
     arrays: dict = field(default_factory=dict)
     path: Path | None = None
+    phases: list = field(default_factory=list)  # weights keys of its training phases (``engine.phases``), if known
+
+    @property
+    def test_acc(self) -> float:
+        return self.result["test_acc"]
+
+    @property
+    def train_acc(self) -> float:
+        """Accuracy on the members."""
+        return self.result["train_acc"]
+
+    @property
+    def history(self) -> list[dict]:
+        """One record per training epoch (all phases)."""
+        return self.result["history"]
+
+    @property
+    def seconds(self) -> float:
+        """Wall seconds of computing the entry."""
+        return self.result["provenance"]["seconds"]
+
+    def attack(self, name: str) -> dict:
+        """The metrics of attack ``name`` (``accuracy``, ``auc``, ``tpr@0.01``, ...)."""
+        return self.result["attacks"][name]
 
 
 def default_root() -> Path:

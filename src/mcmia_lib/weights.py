@@ -5,7 +5,6 @@ leave-one-out models) uses these; none of them needs the target kind (``runner``
 from __future__ import annotations
 
 import io
-import os
 import sys
 import time
 from pathlib import Path
@@ -13,12 +12,12 @@ from pathlib import Path
 import torch
 
 from . import engine
-from .paths import REPO_ROOT, atomic_write_bytes, remove_unless_locked
+from .paths import atomic_write_bytes, remove_unless_locked, weights_root
 from .store import Store
 
 
 def weights_path(key: str) -> Path:
-    return Path(os.environ.get("MCMIA_WEIGHTS", REPO_ROOT / "data" / "weights")) / f"{key}.pt"
+    return weights_root() / f"{key}.pt"
 
 
 def clean_partial_weights(store: Store | None = None) -> tuple[int, Path]:

@@ -2,9 +2,9 @@
 reference models; the attacks read stored logits only.
 
 ``grid_arrays`` stacks a configuration's entries; ``attack_scores`` gives each attack's (targets, examples)
-scores; ``attack_summary`` their AUC and TPR at low FPR for the population and for the canaries, with a
-bootstrap over target models and Clopper–Pearson intervals; ``empirical_epsilon`` the lower confidence bound
-on ε from the canaries, with the threshold chosen on half of the targets and counted on the other half.
+scores; ``attack_summary`` their AUC and TPR at low FPR for the clean examples and for the canaries, with a
+bootstrap over target models and Clopper–Pearson intervals; ``strongest_attack`` the attack chosen on each half
+of the targets. The empirical ε from the canaries is ``report.audit`` (one-run audits of each target).
 """
 from __future__ import annotations
 
@@ -152,7 +152,8 @@ FPRS = (0.01, 0.001, 0.0001)
 
 def attack_summary(scores: dict[str, np.ndarray], member: np.ndarray, canary: np.ndarray, n_boot: int = 300,
                    level: float = 0.95) -> list[dict]:
-    """Per attack and subset (all examples, canaries): AUC and TPR at each FPR of ``FPRS``, on all targets
+    """Per attack and subset (clean examples, canaries: each its own members and non-members, so a threshold
+    at an FPR is set on the subset's own non-members): AUC and TPR at each FPR of ``FPRS``, on all targets
     pooled, with a bootstrap interval over the targets and a Clopper–Pearson interval over the members (NaN
     where the subset cannot resolve the FPR)."""
     rows = []
@@ -160,7 +161,7 @@ def attack_summary(scores: dict[str, np.ndarray], member: np.ndarray, canary: np
         ok = np.all(np.isfinite(s), axis=1)
         if not ok.any():
             continue
-        for subset, cols in (("all", np.ones(member.shape[1], bool)), ("canaries", canary)):
+        for subset, cols in (("clean", ~canary), ("canaries", canary)):
             if not cols.any():
                 continue
             y, x = member[ok][:, cols], s[ok][:, cols]
@@ -190,74 +191,17 @@ def _complete(scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def strongest_attack(scores: dict[str, np.ndarray], member: np.ndarray, fpr: float = 0.001, seed: int = 0) -> dict:
-    """The attack with the highest TPR at ``fpr`` on all examples, chosen on each half of the target models (a
-    seeded split) and so confirmed on targets that did not choose it; when the halves disagree, the attack whose
-    lower of the two halves' TPRs is highest. Returns {"attack", "half_a", "half_b", "agree"}."""
+def strongest_attack(scores: dict[str, np.ndarray], member: np.ndarray, fpr: float = 0.001, seed: int = 0,
+                     columns: np.ndarray | None = None) -> dict:
+    """The attack with the highest TPR at ``fpr`` on the examples of ``columns`` (all when None), chosen on each
+    half of the target models (a seeded split) and so confirmed on targets that did not choose it; when the
+    halves disagree, the attack whose lower of the two halves' TPRs is highest. Returns {"attack", "half_a",
+    "half_b", "agree"}."""
     scores = _complete(scores)
+    cols = slice(None) if columns is None else columns
     a_half, b_half = _halves(np.arange(len(member)), seed)
-    tpr = {a: [metrics.tpr_at_fpr(member[h].ravel(), s[h].ravel(), fpr) for h in (a_half, b_half)]
+    tpr = {a: [metrics.tpr_at_fpr(member[h][:, cols].ravel(), s[h][:, cols].ravel(), fpr) for h in (a_half, b_half)]
            for a, s in scores.items()}
     best_a, best_b = (max(tpr, key=lambda a, i=i: tpr[a][i]) for i in (0, 1))
     attack = best_a if best_a == best_b else max(tpr, key=lambda a: min(tpr[a]))
     return {"attack": attack, "half_a": best_a, "half_b": best_b, "agree": best_a == best_b}
-
-
-def empirical_epsilon(scores: dict[str, np.ndarray], member: np.ndarray, canary: np.ndarray, delta: float = 1e-5,
-                      level: float = 0.95, seed: int = 0) -> dict:
-    """A lower confidence bound on ε from the canaries: the targets are split at random into halves; the attack
-    and threshold that maximise the bound on the first half's canaries are applied to the second half's, whose
-    counts give the reported bound (neither the attack nor the threshold sees the counted targets)."""
-    scores = _complete(scores)
-    if len(member) < 2 or not canary.any():
-        raise ValueError("need at least two targets and at least one canary")
-    choose, count = _halves(np.arange(len(member)), seed)
-
-    def counts(score, rows, thr):
-        y, s = member[rows][:, canary].ravel(), score[rows][:, canary].ravel()
-        pred = s >= thr
-        return int((pred & y).sum()), int((pred & ~y).sum()), int((~pred & ~y).sum()), int((~pred & y).sum())
-
-    best = (-1.0, None, None)
-    for attack, score in scores.items():
-        candidates = np.unique(score[choose][:, canary])
-        if candidates.size > 2000:  # quantiles are enough to place the threshold
-            candidates = np.quantile(candidates, np.linspace(0, 1, 2000))
-        for t in candidates:
-            bound = metrics.epsilon_lower_bound(*counts(score, choose, t), delta=delta, level=level)
-            if bound > best[0]:
-                best = (bound, attack, float(t))
-    _, attack, thr = best
-    tp, fp, tn, fn = counts(scores[attack], count, thr)
-    return {"epsilon_lower_bound": metrics.epsilon_lower_bound(tp, fp, tn, fn, delta=delta, level=level),
-            "attack": attack, "threshold": thr, "tp": tp, "fp": fp, "tn": tn, "fn": fn,
-            "targets_counted": len(count), "targets_choosing": len(choose)}
-
-
-def _pct(row: dict | None, key: str) -> str:
-    if row is None or not np.isfinite(row[key]):
-        return "n/a"
-    return f"{100 * row[key]:.2f} [{100 * row[key + '_lo']:.2f}, {100 * row[key + '_hi']:.2f}]"
-
-
-def findings(rows: list[dict], chosen: dict, epsilons: list[dict], fpr: float = 0.001):
-    """The chapter's findings as a table, one row per data set and configuration: TPR at ``fpr`` of the strongest
-    attack (``chosen[(data set, configuration)]``, from ``strongest_attack``) on all examples and on the
-    canaries, the threshold attack's beside it (Clopper–Pearson intervals, "n/a" where unresolved), and the
-    empirical ε beside the accountant's (DP-SGD only). ``rows``: ``attack_summary`` rows with "data set" and
-    "configuration"; ``epsilons``: rows with "data set", "configuration", "accountant ε", "empirical ε"."""
-    import pandas as pd
-    key, out = f"tpr@{fpr:g}", []
-    by = {(r["data set"], r["configuration"], r["attack"], r["subset"]): r for r in rows}
-    eps = {(e["data set"], e["configuration"]): e for e in epsilons}
-    for d, c in dict.fromkeys((r["data set"], r["configuration"]) for r in rows):
-        attack = chosen[(d, c)]
-        e = eps.get((d, c))
-        dp = e is not None and np.isfinite(e["accountant ε"])
-        out.append({"data set": d, "configuration": c, "strongest attack": attack.replace("_", " "),
-                    f"TPR @ {100 * fpr:g} % FPR, all (%)": _pct(by.get((d, c, attack, "all")), key),
-                    "canaries (%)": _pct(by.get((d, c, attack, "canaries")), key),
-                    "threshold attack, all (%)": _pct(by.get((d, c, "threshold", "all")), key),
-                    "empirical ε (95 % lower bound)": f"{e['empirical ε']:.2f}" if e is not None else "",
-                    "accountant ε": f"{e['accountant ε']:.2f}" if dp else "none (not DP)"})
-    return pd.DataFrame(out).set_index(["data set", "configuration"])

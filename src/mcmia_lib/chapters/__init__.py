@@ -12,7 +12,20 @@ about 80 characters); ``Params.relations`` adds the checks that involve several 
 ≤ ``n_pool``). In a nested mapping, a field with a default may be absent (it is then None in the instance).
 ``load_yaml`` reads profile files and ``-p`` values (``1e-3`` is a number there, as in YAML 1.2).
 
-``params_class(name)`` is the registry. (A later step adds ``stages(params)`` and ``results(params)`` here.)
+Each module also says what the chapter computes and what it shows (issue 27):
+- ``stages(p, store)`` yields the store entries the chapter needs, stage by stage (a later stage may read the
+  entries of an earlier one, e.g. DP-SGD's clipping norm chosen on stored validation accuracies): what
+  ``mcmia grid`` computes;
+- ``results(p, store)`` returns the tables, arrays and values the notebook shows. It reads entries only through
+  ``Entries`` built from ``stages`` (``entries``), so a number on the page comes from a named entry, and
+  ``tests/test_chapters.py`` checks that it reads every entry ``stages`` names.
+A notebook is its parameter cell (``profile`` and ``overrides``), ``p = chapters.read(...)``,
+``r = <chapter>.results(p)``, prose, tables and figures.
+
+``read(name, profile, overrides)`` is a chapter's parameters at a profile (``params/<name>/<profile>.yaml``);
+``params_class(name)`` and ``module(name)`` are the registry. This package imports neither torch nor the
+library's lower half at import time (the CLI checks parameters before anything heavy loads); the modules'
+``stages`` and ``results`` import what they use.
 """
 from __future__ import annotations
 
@@ -404,3 +417,116 @@ def params_class(name: str) -> type[ChapterParams]:
 def validate(name: str, values: dict) -> ChapterParams:
     """``params_class(name).validate(values)``."""
     return params_class(name).validate(values)
+
+
+def module(name: str) -> types.ModuleType:
+    """The module of chapter ``name`` (``Params``, ``stages``, ``results``)."""
+    if name not in NAMES:
+        raise KeyError(f"no chapter {name!r}; chapters: {', '.join(NAMES)}")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def params_file(name: str, profile: str):
+    from ..paths import REPO_ROOT
+    return REPO_ROOT / "params" / name / f"{profile}.yaml"
+
+
+def read(name: str, profile: str, overrides: dict | None = None) -> ChapterParams:
+    """Chapter ``name``'s checked ``Params`` at ``profile``: ``params/<name>/<profile>.yaml``, then ``overrides``
+    (name -> value, as ``mcmia run -p`` gives them). ``ParameterError`` (one line) at the first problem."""
+    values = load_yaml(params_file(name, profile).read_text()) or {}
+    values = {**values, **(overrides or {}), "profile": profile}
+    return validate(name, values)
+
+
+def as_dict(p) -> dict:
+    """The parameters as a plain dict, for the library functions that take one; a nested mapping leaves out its
+    optional keys that are None (absent in the profile file), as the file wrote it."""
+    def plain_value(v):
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain_value(getattr(v, f.name)) for f in dataclasses.fields(v)
+                    if not (getattr(v, f.name) is None and f.default is None)}
+        if isinstance(v, dict):
+            return {k: plain_value(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [plain_value(x) for x in v]
+        return v
+    return {f.name: plain_value(getattr(p, f.name)) for f in dataclasses.fields(p)}
+
+
+class Entries:
+    """The store entries of a chapter's stages, by spec (``entries``): ``e[spec]`` is the stored entry of a spec
+    the stages name (a ``KeyError`` names any other); ``read`` holds the keys asked for, which the chapters'
+    test compares with the stages."""
+
+    def __init__(self, by_key: dict):
+        self._by_key = by_key
+        self.read: set[str] = set()
+
+    def __getitem__(self, spec):
+        from .. import engine
+        k = engine.key(spec)
+        if k not in self._by_key:
+            raise KeyError(f"store entry {k} ({type(spec).__name__}) is not named by the chapter's stages")
+        self.read.add(k)
+        return self._by_key[k]
+
+    def __call__(self, specs) -> list:
+        """The entries of ``specs``, in order."""
+        return [self[s] for s in specs]
+
+    def keys(self) -> list[str]:
+        return list(self._by_key)
+
+
+def entries(stages: Iterator[list], store=None) -> Entries:
+    """Every entry ``stages`` names, each loaded (computed first when missing: the smoke profile computes in the
+    notebook's kernel; ``mcmia run`` at other profiles computes with ``mcmia grid`` first). A stage is asked for
+    only once the entries of the one before are stored."""
+    from .. import engine
+    by_key = {}
+    for stage in stages:
+        for spec in stage:
+            k = engine.key(spec)
+            if k not in by_key:
+                by_key[k] = engine.run(spec, store)
+                by_key[k].phases = engine.phases(spec)
+    return Entries(by_key)
+
+
+@dataclass
+class Results:
+    """What a chapter shows. ``sources``: the store entries behind each of its tables or figures (by name), from
+    which the provenance tables list the hardware, compute and store keys; ``glue``: the values its prose cites
+    (``{glue:text}`name```)."""
+
+    sources: dict
+    glue: dict
+
+    @property
+    def entries(self) -> list:
+        """Every entry behind the chapter, once each, in order."""
+        seen = {}
+        for es in self.sources.values():
+            for e in es:
+                seen.setdefault(e.key, e)
+        return list(seen.values())
+
+    def provenance(self):
+        """Hardware, compute and last finish of the chapter's entries (``tables.provenance_table``)."""
+        from ..report.tables import provenance_table
+        return provenance_table(self.entries)
+
+    def store_keys(self):
+        """Each table or figure and the store keys of the entries behind it, whole (a styled table: pandas would cut
+        long cells); ``data/results/<key>/spec.json`` holds each entry's settings."""
+        import pandas as pd
+        table = pd.DataFrame([{"shown in": name, "entries": len(es), "store keys": " ".join(sorted({e.key for e in es}))}
+                              for name, es in self.sources.items()]).set_index("shown in")
+        return table.style.set_caption("Store keys: data/results/&lt;key&gt;/spec.json holds each entry's settings")
+
+    def publish(self) -> None:
+        """Record ``glue`` for the prose."""
+        from ..report.book import glue
+        for name, value in self.glue.items():
+            glue(name, value)

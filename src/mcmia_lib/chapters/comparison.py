@@ -15,10 +15,13 @@ import math
 from dataclasses import dataclass, replace
 from typing import Iterator, Literal
 
-from . import (MAX_EPOCHS, ChapterParams, Model, Profile, batch, count, epoch_count, fraction, number, one_seed,
+import pandas as pd
+
+from . import (MAX_EPOCHS, ChapterParams, Results, entries, Model, Profile, batch, count, epoch_count, fraction, number, one_seed,
                plain, width_factor, word)
 
 ComparisonDataset = Literal["cifar10", "fashion_mnist", "mnist", "digits"]
+STAGES = 2
 CHANCE_GAIN = -math.log(4)  # Min-Max's inner gain G of an inference model at chance (001 Eq. 11)
 
 
@@ -284,68 +287,57 @@ def stages(p: Params, store=None) -> Iterator[list]:
 # ---------------------------------------------------------------------------------------------- what the chapter shows
 
 def _stored(spec, store):
+    """The stored result of ``spec`` (its ``result.json`` alone), or None while it is missing."""
+    import json
+
     from .. import engine
-    return store.load(engine.key(spec)).result if engine.is_stored(spec, store) else None
+    return json.loads((store.path(engine.key(spec)) / "result.json").read_text()) if engine.is_stored(spec, store) \
+        else None
 
 
 def _core_minutes(result: dict) -> float:
     return result["provenance"]["seconds"] / 60
 
 
-def regime(p: Params, store=None):
-    """The regime each data set's undefended models are in (DESIGN.md, "Regime"): per stored undefended model,
-    test and validation accuracy, the fraction of its clean members and of its member canaries it classifies
-    as labelled, and its training cost."""
-    import pandas as pd
-    from ..store import Store
-    store = store or Store()
-    rows = []
+@dataclass
+class ComparisonResults(Results):
+    regime: pd.DataFrame  # per undefended model: accuracies, clean members and canaries fitted, cost
+    minmax_tuning: pd.DataFrame  # Min-Max candidates on model 0, the chosen one marked
+    dp_tuning: pd.DataFrame  # DP-SGD candidates on model 0 per ε, the chosen one marked
+    withheld: list  # tuned settings not chosen because the best candidate lies at an end of those tried
+    grid: pd.DataFrame  # per data set and configuration: models and their core-minutes
+
+
+def results(p: Params, store=None) -> ComparisonResults:
+    """What the chapter shows (its grid's entries, each read once; the tuning and configurations computed once per
+    data set)."""
+    e = entries(stages(p, store), store)
+    configs = {d: configurations(p, d, store) for d in p.datasets}
+    tuned = {d: tuning(p, d, store) for d in p.datasets}
+    regime_rows, mm, dp, grid = [], [], [], []
     for d in p.datasets:
         r = p.regimes[d]
-        for spec in configurations(p, d, store)["Undefended"]:
-            res = _stored(spec, store)
-            if res is not None:
-                rows.append({"data set": d, "model": f"{r.model} × {r.width:g}", "index": spec.index,
-                             "epochs": res["epochs"], "test accuracy": res["test_acc"], "validation accuracy":
-                             res["val_acc"], "clean members fitted": res["clean_train_acc"],
-                             "member canaries fitted": res["canary_train_acc"],
-                             "core-minutes": _core_minutes(res)})
-    return pd.DataFrame(rows)
-
-
-def tuning_tables(p: Params, store=None):
-    """(Min-Max candidates, DP-SGD candidates) on model 0 of each pool, with the chosen rows marked."""
-    import pandas as pd
-    mm, dp = [], []
-    for d in p.datasets:
-        t = tuning(p, d, store)
-        rows, choice = t["minmax"]
+        for spec in configs[d]["Undefended"]:
+            res = e[spec].result
+            regime_rows.append({"data set": d, "model": f"{r.model} × {r.width:g}", "index": spec.index,
+                                "epochs": res["epochs"], "test accuracy": res["test_acc"],
+                                "validation accuracy": res["val_acc"], "clean members fitted": res["clean_train_acc"],
+                                "member canaries fitted": res["canary_train_acc"], "core-minutes": _core_minutes(res)})
+        rows, choice = tuned[d]["minmax"]
         for row in rows:
-            if row is not None:
-                chosen = choice is not None and (row["lam"], row["steps"]) == (choice["lam"], choice["steps"])
-                mm.append({"data set": d, **row, "gain above chance": row["gain"] - CHANCE_GAIN, "chosen": chosen,
-                           "meets the rule": choice["qualified"] if chosen else None})
-        for eps, (rows, choice) in t["dp"].items():
-            for row in rows:
-                if row is not None:
-                    dp.append({"data set": d, "target ε": eps, **row, "chosen": choice is not None and row == choice})
-    return pd.DataFrame(mm), pd.DataFrame(dp)
-
-
-def withheld(p: Params, store=None) -> list[str]:
-    """The tuned settings not chosen yet because the best candidate lies at an end of those tried."""
-    return [f"{d}: {line}" for d in p.datasets for line in tuning(p, d, store)["withheld"]]
-
-
-def grid_status(p: Params, store=None):
-    """Per data set and configuration: models stored of those named, and the core-minutes they took."""
-    import pandas as pd
-    from ..store import Store
-    store = store or Store()
-    rows = []
-    for d in p.datasets:
-        for name, specs in configurations(p, d, store).items():
-            done = [res for res in (_stored(s, store) for s in specs) if res is not None]
-            rows.append({"data set": d, "configuration": name, "models": len(specs), "stored": len(done),
-                         "core-minutes": sum(_core_minutes(res) for res in done)})
-    return pd.DataFrame(rows)
+            chosen = choice is not None and (row["lam"], row["steps"]) == (choice["lam"], choice["steps"])
+            mm.append({"data set": d, **row, "gain above chance": row["gain"] - CHANCE_GAIN, "chosen": chosen,
+                       "meets the rule": choice["qualified"] if chosen else None})
+        for eps, (rows, choice) in tuned[d]["dp"].items():
+            dp += [{"data set": d, "target ε": eps, **row, "chosen": row == choice} for row in rows]
+        for name, specs in configs[d].items():
+            grid.append({"data set": d, "configuration": name, "models": len(specs),
+                         "core-minutes": sum(_core_minutes(e[s].result) for s in specs)})
+    tuning_entries = [e[s] for d in p.datasets for s in list(minmax_candidates(p, d).values())
+                      + [s for eps in p.regimes[d].dp_epsilons for s in dp_candidates(p, d, eps).values()]]
+    return ComparisonResults(
+        {"the regime": [e[s] for d in p.datasets for s in configs[d]["Undefended"]],
+         "tuning": tuning_entries,
+         "the grid": [e[s] for d in p.datasets for specs in configs[d].values() for s in specs]}, {},
+        pd.DataFrame(regime_rows), pd.DataFrame(mm), pd.DataFrame(dp),
+        [f"{d}: {line}" for d in p.datasets for line in tuned[d]["withheld"]], pd.DataFrame(grid))
