@@ -4,7 +4,7 @@ import math
 import pytest
 import yaml
 
-from mcmia_lib import chapters, engine
+from mcmia_lib import chapters
 from mcmia_lib.chapters import comparison
 from mcmia_lib.paths import REPO_ROOT
 
@@ -34,8 +34,7 @@ def test_tuned_configurations_appear_once_their_candidates_are_stored(tmp_store,
     assert {s.index for s in stage1} == {0}
     assert not any(k.startswith(("Min-Max", "DP-SGD")) for k in comparison.configurations(p, "digits", tmp_store))
     rows = {"val_acc": 0.8, "test_acc": 0.8, "history": [{"minmax_gain": -1.2}] * 4, "dp": {"epsilon": 7.9}}
-    monkeypatch.setattr(engine, "is_stored", lambda spec, store=None: True)
-    monkeypatch.setattr(type(tmp_store), "load", lambda self, key: type("E", (), {"result": rows})())
+    monkeypatch.setattr(comparison, "_stored", lambda spec, store: rows)  # every candidate's result stored
     names = list(comparison.configurations(p, "digits", tmp_store))
     assert "Min-Max" in names and any(n.startswith("DP-SGD") for n in names) and names[0] == "Undefended"
 
