@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Iterator, Literal
 
+import numpy as np
 import pandas as pd
 
 from . import (MAX_EPOCHS, ChapterParams, Results, entries, Model, Profile, batch, count, epoch_count, fraction, number, one_seed,
@@ -341,3 +342,58 @@ def results(p: Params, store=None) -> ComparisonResults:
          "the grid": [e[s] for d in p.datasets for specs in configs[d].values() for s in specs]}, {},
         pd.DataFrame(regime_rows), pd.DataFrame(mm), pd.DataFrame(dp),
         [f"{d}: {line}" for d in p.datasets for line in tuned[d]["withheld"]], pd.DataFrame(grid))
+
+
+# -- the attacks on every configuration (part 2) -----------------------------------------------------------------
+
+FPR = 0.001  # the headline false-positive rate (Carlini et al. 2022; Aerni et al. 2024)
+SUBSETS = ("clean", "canaries")
+
+
+def attack_table(p: Params, dataset: str, grids: dict, results: dict) -> pd.DataFrame:
+    """One row per configuration of ``dataset``: utility (test accuracy, train–test gap), cost (training
+    core-minutes per model relative to the undefended one, nonzero parameters, inference time relative), and for
+    the defense-aware attacker (references of the same configuration) and the unaware one (undefended
+    references), per subset (clean examples, canaries), the strongest attack chosen on each half of the targets
+    and its TPR at ``FPR`` with a bootstrap interval over the targets. Every configuration is attacked with as
+    many references per example (``n_defended`` − 2), so the attacker's strength does not vary with the number
+    of models. ``grids[name]``: ``strong.grid_arrays`` of its models; ``results[name]``: their stored results."""
+    from ..attacks import strong
+    from .. import metrics
+    r = p.regimes[dataset]
+    n_refs = r.n_defended - 2
+    undefended = grids["Undefended"]
+    base = results["Undefended"]
+    base_minutes = np.mean([x["seconds_train"] for x in base])
+    base_query = np.mean([x["seconds_per_1000_queries"] for x in base])
+    rows = []
+    for name, g in grids.items():
+        res = results[name]
+        target = {k: v[: r.n_defended] for k, v in g.items()} if name == "Undefended" else g
+        target.update({k: g[k] for k in ("canary", "label")})
+        row = {"configuration": name,
+               "test accuracy (%)": 100 * np.mean([x["test_acc"] for x in res]),
+               "train–test gap (points)": 100 * np.mean([x["train_acc"] - x["test_acc"] for x in res]),
+               "training time (× undefended)": np.mean([x["seconds_train"] for x in res]) / base_minutes,
+               "nonzero parameters (%)": 100 * np.mean([x.get("nonzero_fraction", 1.0) for x in res]),
+               "inference time (× undefended)": np.mean([x["seconds_per_1000_queries"] for x in res]) / base_query}
+        for attacker, refs in (("aware", None), ("unaware", undefended)):
+            if attacker == "unaware" and name == "Undefended":
+                continue
+            # with fewer than two references per example only the threshold attack runs (the smoke profile)
+            scores = strong.attack_scores(target, n_refs=n_refs, references=refs) if n_refs >= 2 else \
+                strong.attack_scores(target, attacks=("threshold",))
+            for subset, cols in zip(SUBSETS, (~target["canary"], target["canary"])):
+                y = target["member"][:, cols]
+                choice = strong.strongest_attack(scores, target["member"], columns=cols,
+                                                 fpr=max(FPR, 10 / ((~y).sum() / 2)))
+                s = scores[choice["attack"]][:, cols]
+                boot = metrics.roc_bootstrap(y, s, (FPR,), n_boot=p.n_boot)
+                tpr, lo, hi = boot[FPR]
+                row[f"{attacker}, {subset}: attack"] = choice["attack"].replace("_", " ")
+                row[f"{attacker}, {subset}: TPR (%)"] = 100 * tpr
+                row[f"{attacker}, {subset}: low"], row[f"{attacker}, {subset}: high"] = 100 * lo, 100 * hi
+                if subset == "clean":
+                    row[f"{attacker}, clean: AUC (%)"] = 100 * boot["auc"][0]
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("configuration")
