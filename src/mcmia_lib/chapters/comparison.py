@@ -307,6 +307,8 @@ class ComparisonResults(Results):
     dp_tuning: pd.DataFrame  # DP-SGD candidates on model 0 per ε, the chosen one marked
     withheld: list  # tuned settings not chosen because the best candidate lies at an end of those tried
     grid: pd.DataFrame  # per data set and configuration: models and their core-minutes
+    attacks: dict  # data set -> ``attack_table``
+    matched: pd.DataFrame  # each defense against early stopping at its accuracy, decided (``claim_table``)
 
 
 def results(p: Params, store=None) -> ComparisonResults:
@@ -336,12 +338,21 @@ def results(p: Params, store=None) -> ComparisonResults:
                          "core-minutes": sum(_core_minutes(e[s].result) for s in specs)})
     tuning_entries = [e[s] for d in p.datasets for s in list(minmax_candidates(p, d).values())
                       + [s for eps in p.regimes[d].dp_epsilons for s in dp_candidates(p, d, eps).values()]]
+    from ..attacks import strong
+    from ..report.verdicts import claim_table
+    attacks, claims = {}, []
+    for d in p.datasets:
+        per_target = {}
+        attacks[d] = attack_table(p, d, {n: strong.grid_arrays(e(specs)) for n, specs in configs[d].items()},
+                                  {n: [x.result for x in e(specs)] for n, specs in configs[d].items()}, per_target)
+        claims += matched_utility_claims(attacks[d], per_target, d)
     return ComparisonResults(
         {"the regime": [e[s] for d in p.datasets for s in configs[d]["Undefended"]],
          "tuning": tuning_entries,
          "the grid": [e[s] for d in p.datasets for specs in configs[d].values() for s in specs]}, {},
         pd.DataFrame(regime_rows), pd.DataFrame(mm), pd.DataFrame(dp),
-        [f"{d}: {line}" for d in p.datasets for line in tuned[d]["withheld"]], pd.DataFrame(grid))
+        [f"{d}: {line}" for d in p.datasets for line in tuned[d]["withheld"]], pd.DataFrame(grid), attacks,
+        claim_table(claims))
 
 
 # -- the attacks on every configuration (part 2) -----------------------------------------------------------------
