@@ -362,8 +362,9 @@ SUBSETS = ("clean", "canaries")
 
 
 def attack_table(p: Params, dataset: str, grids: dict, results: dict, per_target: dict | None = None) -> pd.DataFrame:
-    """One row per configuration of ``dataset``: utility (test accuracy, train–test gap), cost (training
-    core-minutes per model relative to the undefended one, nonzero parameters, inference time relative), and for
+    """One row per configuration of ``dataset`` (issue 29, item 6): utility (test accuracy, train–test gap), cost
+    (training time per model relative to the undefended one, nonzero parameters, inference time relative), the
+    empirical ε of the aware attacker (``report.audit``, the best counted target at the Bonferroni level), and for
     the defense-aware attacker (references of the same configuration) and the unaware one (undefended
     references), per subset (clean examples, canaries), the strongest attack chosen on each half of the targets
     and its TPR at ``FPR`` with a bootstrap interval over the targets. Every configuration is attacked with as
@@ -401,7 +402,7 @@ def attack_table(p: Params, dataset: str, grids: dict, results: dict, per_target
                 choice = strong.strongest_attack(scores, target["member"], columns=cols,
                                                  fpr=max(FPR, 10 / ((~y).sum() / 2)))
                 s = scores[choice["attack"]][:, cols]
-                boot = metrics.roc_bootstrap(y, s, (FPR,), n_boot=p.n_boot)
+                boot = metrics.roc_bootstrap(y, s, (FPR, 0.01), n_boot=p.n_boot)
                 if per_target is not None:
                     per_target[(name, attacker, subset)] = np.array(
                         [metrics.tpr_at_fpr(y[t], s[t], FPR) for t in range(len(y))])
@@ -409,8 +410,15 @@ def attack_table(p: Params, dataset: str, grids: dict, results: dict, per_target
                 row[f"{attacker}, {subset}: attack"] = choice["attack"].replace("_", " ")
                 row[f"{attacker}, {subset}: TPR (%)"] = 100 * tpr
                 row[f"{attacker}, {subset}: low"], row[f"{attacker}, {subset}: high"] = 100 * lo, 100 * hi
-                if subset == "clean":
-                    row[f"{attacker}, clean: AUC (%)"] = 100 * boot["auc"][0]
+                row[f"{attacker}, {subset}: TPR @ 1 % FPR (%)"] = 100 * boot[0.01][0]
+                row[f"{attacker}, {subset}: AUC (%)"] = 100 * boot["auc"][0]
+            if attacker == "aware" and n_refs >= 2:  # the canaries certify a lower bound on the run's ε
+                from ..report import audit
+                a = audit.one_run_audit(scores, target["member"], target["canary"], delta=p.delta)
+                joint = 1 - 0.05 / a["targets_counted"]
+                row["empirical ε (95 % lower bound)"] = max(
+                    audit.epsilon_lower_bound(a["canaries"], rr, v, p.delta, joint) for rr, v in a["guesses"])
+                row["largest certifiable ε"] = audit.largest_certifiable(a["canaries"], p.delta, joint)
         rows.append(row)
     return pd.DataFrame(rows).set_index("configuration")
 
