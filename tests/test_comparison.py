@@ -39,6 +39,11 @@ def test_tuned_configurations_appear_once_their_candidates_are_stored(tmp_store,
     monkeypatch.setattr(comparison, "_stored", lambda spec, store: rows)  # every candidate's result stored
     names = list(comparison.configurations(p, "digits", tmp_store))
     assert "Min-Max" in names and any(n.startswith("DP-SGD") for n in names) and names[0] == "Undefended"
+    # an inner adversary at chance (gain within 0.05 nats of -log 4): Min-Max is withheld until smaller λ are tried
+    weak = {**rows, "history": [{"minmax_gain": -math.log(4) + 0.01}] * 4}
+    monkeypatch.setattr(comparison, "_stored", lambda spec, store: weak)
+    assert "Min-Max" not in comparison.configurations(p, "digits", tmp_store)
+    assert any("add smaller λ" in w for w in comparison.tuning(p, "digits", tmp_store)["withheld"])
 
 
 def test_minmax_rule_wants_an_adversary_above_chance_and_the_largest_lambda_within_the_accuracy_drop():

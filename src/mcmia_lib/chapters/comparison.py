@@ -163,7 +163,8 @@ def choose_minmax(rows: list[dict], baseline_val: float, max_drop: float, min_ex
     gain G averaged over the second half of training): among candidates whose inner adversary keeps G at least
     ``min_excess`` above chance (an adversary at chance regularizes nothing) and whose validation accuracy is
     within ``max_drop`` of the undefended model's, the largest λ (the strongest regularization), ties to the
-    larger gain. None qualifies: the candidate with the largest gain excess, marked ``qualified: False``.
+    larger gain. None qualifies: the candidate with the largest gain excess, marked ``qualified: False`` (``tuning``
+    then withholds the choice until smaller λ are tried).
     ``edge``: the largest λ tried qualified, so a larger one might too (``tuning`` then withholds the choice until
     the candidates are extended)."""
     ok = [r for r in rows if r["gain"] - CHANCE_GAIN >= min_excess and baseline_val - r["val_acc"] <= max_drop]
@@ -207,6 +208,9 @@ def tuning(p: Params, dataset: str, store=None) -> dict:
     out = {"minmax": (mm, mm_choice), "dp": {}, "withheld": []}
     if mm_choice is not None and mm_choice["edge"]:
         out["withheld"].append("Min-Max: the largest λ tried qualifies; add larger ones to minmax_lams")
+    if mm_choice is not None and not mm_choice["qualified"]:  # a smaller λ leaves the adversary more to find
+        out["withheld"].append(f"Min-Max: no candidate keeps the inner adversary {p.min_gain_excess:g} nats above "
+                               "chance within the accuracy drop; add smaller λ to minmax_lams")
     for eps in r.dp_epsilons:
         rows = []
         for (b, lr, e, c), spec in dp_candidates(p, dataset, eps).items():
@@ -251,7 +255,7 @@ def configurations(p: Params, dataset: str, store=None) -> dict[str, list]:
         out[f"Butterfly (S={s}, L={l})"] = [_spec(p, dataset, i, butterfly=(s, l)) for i in block]
     t = tuning(p, dataset, store)
     mm = t["minmax"][1]
-    if mm is not None and not mm["edge"]:
+    if mm is not None and mm["qualified"] and not mm["edge"]:
         from ..defenses.minmax import MinMax
         chosen = MinMax(mm["lam"], mm["steps"], r.minmax_attack_lr)
         out["Min-Max"] = [_spec(p, dataset, i, minmax=chosen) for i in block]
