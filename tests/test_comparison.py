@@ -1,6 +1,8 @@
 """The comparison's grid (issue 29): its configurations, budgets and tuning rules."""
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -37,6 +39,11 @@ def test_tuned_configurations_appear_once_their_candidates_are_stored(tmp_store,
     monkeypatch.setattr(comparison, "_stored", lambda spec, store: rows)  # every candidate's result stored
     names = list(comparison.configurations(p, "digits", tmp_store))
     assert "Min-Max" in names and any(n.startswith("DP-SGD") for n in names) and names[0] == "Undefended"
+    # an inner adversary at chance (gain within 0.05 nats of -log 4): Min-Max is withheld until smaller λ are tried
+    weak = {**rows, "history": [{"minmax_gain": -math.log(4) + 0.01}] * 4}
+    monkeypatch.setattr(comparison, "_stored", lambda spec, store: weak)
+    assert "Min-Max" not in comparison.configurations(p, "digits", tmp_store)
+    assert any("add smaller λ" in w for w in comparison.tuning(p, "digits", tmp_store)["withheld"])
 
 
 def test_minmax_rule_wants_an_adversary_above_chance_and_the_largest_lambda_within_the_accuracy_drop():
@@ -73,3 +80,21 @@ def test_a_regime_that_breaks_the_budget_is_refused_in_one_line():
     values["regimes"]["digits"].update(admm_epochs=1, n_defended=3)
     with pytest.raises(chapters.ParameterError, match="n_defended: must be even"):
         chapters.validate("comparison", {**values, "profile": "smoke"})
+
+
+def test_a_defense_is_compared_with_the_early_stopped_model_of_nearest_accuracy_paired_by_model():
+    table = pd.DataFrame({"test accuracy (%)": [77.0, 50.0, 70.0, 69.0, 52.0]},
+                         index=["Undefended", "Early stopping (4 epochs)", "Early stopping (16 epochs)", "L2", "DP"])
+    fpr = comparison.FPR
+    per = {("Undefended", "aware", "clean"): np.full(16, 0.02),
+           ("Early stopping (4 epochs)", "aware", "clean"): np.array([fpr] * 8),  # no leak above chance
+           ("Early stopping (16 epochs)", "aware", "clean"): np.linspace(0.010, 0.017, 8),
+           ("L2", "aware", "clean"): np.linspace(0.010, 0.017, 8) - 0.005,
+           ("DP", "aware", "clean"): np.full(8, fpr)}
+    claims = {c["claim"]: c for c in comparison.matched_utility_claims(table, per, "cifar10")}
+    l2 = claims["cifar10: L2 leaks less than early stopping at its accuracy (Early stopping (16 epochs))"]
+    assert l2["diffs"] == pytest.approx([0.5] * 8)  # model i against model i: the same members
+    assert l2["paper"] == pytest.approx(100 * (np.mean(np.linspace(0.010, 0.017, 8)) - fpr))
+    assert l2["accuracies"] == (70.0, 69.0)
+    dp = claims["cifar10: DP leaks less than early stopping at its accuracy (Early stopping (4 epochs))"]
+    assert dp["fixed"][0] == "not testable"  # the matched model leaks nothing: nothing to remove

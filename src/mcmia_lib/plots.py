@@ -409,3 +409,37 @@ def butterfly_supports(chain, title: str = ""):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def frontier(table: pd.DataFrame, fpr: float, title: str = ""):
+    """Issue 29's frontier: test accuracy (x) against TPR at ``fpr`` (y, log scale), one point per configuration
+    with its interval over targets, clean examples and canaries as two panels, the chance line (TPR = FPR) and the
+    early-stopping curve (the undefended model at every epoch budget) as the baseline: a defense helps only where
+    it lies below that curve. ``table``: ``chapters.comparison.attack_table``."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharex=True)
+    early = [n for n in table.index if n == "Undefended" or n.startswith("Early stopping")]
+    colours = [c for i, c in enumerate(sns.color_palette("tab10")) if i != 7]  # grey is the baseline's
+    defenses = [n for n in table.index if n not in early]
+    floor = fpr / 10
+    for ax, subset in zip(axes, ("clean", "canaries")):
+        col = f"aware, {subset}"
+        y = table[f"{col}: TPR (%)"].clip(lower=100 * floor)
+        lo = table[f"{col}: low"].clip(lower=100 * floor)
+        hi = table[f"{col}: high"].clip(lower=100 * floor)
+        curve = table.loc[early].sort_values("test accuracy (%)")
+        ax.plot(curve["test accuracy (%)"], y[curve.index], "-", c="grey", lw=1.5, label="early stopping (baseline)")
+        for name in table.index:
+            x = table.loc[name, "test accuracy (%)"]
+            baseline = name in early
+            ax.errorbar(x, y[name], yerr=[[y[name] - lo[name]], [hi[name] - y[name]]], fmt="o" if baseline else "D",
+                        ms=6, c="grey" if baseline else colours[defenses.index(name) % len(colours)],
+                        label=None if baseline else name)
+        ax.axhline(100 * fpr, ls=":", c="k", lw=1, label="chance (TPR = FPR)")
+        ax.set_yscale("log")
+        ax.set_xlabel("test accuracy (%)")
+        ax.set_ylabel(f"TPR at {100 * fpr:g} % FPR (%)")
+        ax.set_title(subset)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
