@@ -49,6 +49,8 @@ def leak_gate(leaks: list[float], what: str) -> str | None:
     chance ``leaks`` has an interval at ``GATE_LEVEL`` that holds 0; None when it leaks, or with one seed (no
     interval either way: the claim's own verdict is then inconclusive)."""
     m, lo, hi = verdicts.paired_interval(leaks, GATE_LEVEL)
+    if len(leaks) >= 2 and not np.isfinite(lo):  # every seed the same: leaks when that value is above chance
+        return None if m > 0 else f"{what} does not leak: {m:+.2f} points over chance on every seed"
     if lo > 0 or not np.isfinite(lo):
         return None
     return f"{what} does not leak: {m:+.2f} points over chance (interval [{lo:+.2f}, {hi:+.2f}])"
@@ -98,7 +100,8 @@ def lomurno_claims(entries: dict, datasets, rows: dict, configs, ref, overhead: 
                    paper_overhead: tuple[float, float]) -> list[dict]:
     """004's claims over ``datasets`` (``entries[d][config]`` per seed; ``rows[d]`` the reference row;
     ``ref(row, column)`` a reference value): each defense lowers 004's attack AUC by 004's average reduction
-    (absolute AUC points), DP-SGD costs more accuracy than every regularizer, regularization protects about as
+    (absolute AUC points), DP-SGD costs more accuracy than every regularizer (every pair, per seed the smallest
+    gap), regularization protects about as
     well as DP-SGD (equivalence within half of our undefended target's leakage above chance: a margin from our
     own measurement, since one from 004's effects can exceed all the leakage there is to remove), and DP-SGD's
     slowdown (no verdict: the implementations differ; ``overhead`` = our measured range, ``paper_overhead``
@@ -118,13 +121,19 @@ def lomurno_claims(entries: dict, datasets, rows: dict, configs, ref, overhead: 
                     "paper": paper_mean(lambda r: 100 * (ref(r, "Baseline MIA AUC") - ref(r, f"{c} MIA AUC"))),
                     "diffs": _mean_over(datasets, lambda d: paired(base[d], entries[d][c], tfp_auc)),
                     "not_testable": gate, "accuracies": (accuracy("Baseline"), accuracy(c))})
-    # the comparisons use the paper's cheapest DP-SGD and costliest regularizer (chosen on 004's numbers, not ours)
-    cheap_dp = max(dp, key=lambda c: paper_mean(lambda r: ref(r, f"{c} test accuracy")))
+    # "costs more than every regularizer" holds when every (regularizer, DP-SGD) pair does: per seed, the smallest
+    # of the pairwise accuracy gaps (an interval above 0 for its mean puts every pair's mean above 0)
     dear_reg = min(reg, key=lambda c: paper_mean(lambda r: ref(r, f"{c} test accuracy")))
-    out.append({"claim": f"DP-SGD costs more accuracy than every regularizer ({cheap_dp} vs {dear_reg})",
-                "unit": "accuracy points",
-                "paper": paper_mean(lambda r: 100 * (ref(r, f"{dear_reg} test accuracy") - ref(r, f"{cheap_dp} test accuracy"))),
-                "diffs": _mean_over(datasets, lambda d: paired(entries[d][dear_reg], entries[d][cheap_dp], test_acc))})
+    pairs = [(r_, d_) for r_ in reg for d_ in dp]
+    gaps = np.array([_mean_over(datasets, lambda d: paired(entries[d][r_], entries[d][d_], test_acc))
+                     for r_, d_ in pairs])
+    out.append({"claim": "DP-SGD costs more accuracy than every regularizer",
+                "unit": "accuracy points, smallest pairwise gap",
+                "paper": min(paper_mean(lambda r: 100 * (ref(r, f"{r_} test accuracy") - ref(r, f"{d_} test accuracy")))
+                             for r_, d_ in pairs),
+                "diffs": gaps.min(0).tolist(),
+                "note": f"per seed, the smallest of the {len(pairs)} gaps regularizer − DP-SGD in test accuracy "
+                        "(every pair must hold)"})
     strong_dp = max(dp, key=lambda c: paper_mean(lambda r: ref(r, "Baseline MIA AUC") - ref(r, f"{c} MIA AUC")))
     margin = float(np.mean(leak)) / 2
     out.append({"claim": f"regularization protects about as well as DP-SGD ({dear_reg} vs {strong_dp})",

@@ -16,13 +16,15 @@ SEEDS_CAP = 10_000  # ``seeds_needed`` searches no further
 
 def paired_interval(diffs, level: float = 0.95) -> tuple[float, float, float]:
     """Mean of the paired per-seed differences and its two-sided ``level`` t-interval; (mean, −inf, inf) with
-    one seed, since one seed says nothing about seed-to-seed spread."""
+    one seed, since one seed says nothing about seed-to-seed spread, and when all differences are equal: a
+    zero-width interval would read a spread estimated as 0 from a few seeds as certainty (``claim_table`` says
+    why)."""
     from scipy.stats import t as student
     d = np.asarray(diffs, dtype=float)
     if d.size == 0 or not np.all(np.isfinite(d)):
         raise ValueError(f"paired differences must be finite and non-empty, got {d.tolist()}")
     m = float(d.mean())
-    if d.size < 2:
+    if d.size < 2 or np.all(d == d[0]):
         return m, -np.inf, np.inf
     half = student.ppf(0.5 + level / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
     return m, m - half, m + half
@@ -102,7 +104,7 @@ def claim_table(claims: list[dict], alpha: float = 0.05) -> pd.DataFrame:
     interval: "one seed: no interval", outside the family, with its value. Collapsed comes first; a contradicted
     claim stays contradicted when its reference does not leak (the defense made things worse); otherwise not
     testable replaces the interval's verdict. An inconclusive claim's note gives the seeds a decision needs at
-    ``POWER``. Numeric columns stay numeric; ``display_claims`` formats them."""
+    ``POWER``; one whose differences are all equal is inconclusive and says so. Numeric columns stay numeric; ``display_claims`` formats them."""
     def in_family(c):
         return "fixed" not in c and ("samples" in c or len(c["diffs"]) >= 2)
     family = [i for i, c in enumerate(claims) if in_family(c)]
@@ -131,12 +133,16 @@ def claim_table(claims: list[dict], alpha: float = 0.05) -> pd.DataFrame:
                 n = len(c["diffs"])
             verdict = (equivalence_verdict(lo, hi, c["margin"]) if c.get("kind") == "equivalence"
                        else directional_verdict(lo, hi, c["paper"]))
+            flat = "diffs" in c and not np.isfinite(lo)  # two or more seeds, all differences equal
             if c.get("collapsed"):
                 verdict = "collapsed"
                 notes.append(c["collapsed"])
             elif c.get("not_testable") and (verdict != "contradicted" or c.get("kind") == "equivalence"):
                 verdict = "not testable"  # a directional claim contradicted stays so: the defense made it worse
                 notes.append(c["not_testable"])
+            elif flat:
+                notes.append(f"all {len(c['diffs'])} paired differences are equal ({m:+.2f}): no spread to build "
+                             "an interval from")
             elif verdict == "inconclusive" and "diffs" in c:
                 distance = (decision_distance(m, margin=c["margin"]) if c.get("kind") == "equivalence"
                             else decision_distance(m, c["paper"]))
