@@ -83,7 +83,7 @@ def test_a_regime_that_breaks_the_budget_is_refused_in_one_line():
 
 
 def test_a_defense_is_compared_with_the_early_stopped_model_of_nearest_accuracy_paired_by_model():
-    table = pd.DataFrame({"test accuracy (%)": [77.0, 50.0, 70.0, 69.0, 52.0]},
+    table = pd.DataFrame({"test accuracy (%)": [77.0, 50.0, 70.0, 69.0, 52.0], "aware, clean: at FPR (%)": 0.1},
                          index=["Undefended", "Early stopping (4 epochs)", "Early stopping (16 epochs)", "L2", "DP"])
     fpr = comparison.FPR
     per = {("Undefended", "aware", "clean"): np.full(16, 0.02),
@@ -98,3 +98,62 @@ def test_a_defense_is_compared_with_the_early_stopped_model_of_nearest_accuracy_
     assert l2["accuracies"] == (70.0, 69.0)
     dp = claims["cifar10: DP leaks less than early stopping at its accuracy (Early stopping (4 epochs))"]
     assert dp["fixed"][0] == "not testable"  # the matched model leaks nothing: nothing to remove
+
+
+def test_002s_ratio_pairs_each_sparse_model_with_the_undefended_model_of_its_index():
+    """D = 100 − (TPR − FPR) points, 002's 200 − 2A at the headline operating point; model i against model i."""
+    fpr = comparison.FPR
+    idx = ["Undefended", "IMP (2 rounds)", "Butterfly (S=2, L=2)", "L2"]
+    table = pd.DataFrame({"test accuracy (%)": [80.0, 78.0, 76.0, 79.0], "aware, clean: at FPR (%)": 0.1}, index=idx)
+    tpr = {"Undefended": np.r_[np.full(4, 0.05), np.full(4, 0.07)], "IMP (2 rounds)": np.full(4, 0.03),
+           "Butterfly (S=2, L=2)": np.full(4, 0.04), "L2": np.full(4, 0.04)}
+    per = {(n, "aware", "clean"): v for n, v in tpr.items()}
+    acc = {"Undefended": np.array([80.0, 81, 79, 80, 0, 0, 0, 0]), "IMP (2 rounds)": np.array([78.0, 79, 77, 78]),
+           "Butterfly (S=2, L=2)": np.array([76.0, 76, 76, 76]), "L2": np.full(4, 79.0)}
+    runs = comparison.sparsity_runs(per, acc, ["IMP (2 rounds)", "Butterfly (S=2, L=2)"], fpr)
+    assert sorted(runs) == [0, 1, 2, 3]  # the defended block only
+    assert runs[1]["dense"] == pytest.approx((81.0, 100 - 100 * (0.05 - fpr)))
+    np.testing.assert_allclose(runs[1]["sparse"], [(79.0, 100 - 100 * (0.03 - fpr)), (76.0, 100 - 100 * (0.04 - fpr))])
+    out = {c["claim"]: c for c in comparison.seed_claims(table, per, "cifar10", acc)}
+    gain = [c for k, c in out.items() if "gain defense" in k][0]
+    # model 1: relative losses 2/81 and 5/81, relative D gains 2/95.1 and 1/95.1 (in %)
+    d0 = 100 - 100 * (0.05 - fpr)
+    assert gain["diffs"][1] == pytest.approx(100 * np.mean([2 / d0, 1 / d0]))
+    assert "model indices" in gain["note"] and "(002)" in gain["claim"]
+    assert len([k for k in out if "gain defense" in k or "≈" in k]) == 2
+    assert len(comparison.seed_claims(table, per, "cifar10")) == len(out) - 2  # no accuracies: not decided
+
+
+def test_the_answer_puts_each_verdict_beside_its_own_configuration():
+    idx = ["Undefended", "Early stopping (4 epochs)", "L2", "Dropout"]
+    cols = {"test accuracy (%)": [80.0, 60.0, 79.0, 78.0]}
+    for sub in comparison.SUBSETS:
+        cols.update({f"aware, {sub}: TPR (%)": [5.0, 1.0, 4.0, 3.0], f"aware, {sub}: low": [4.0, 0.5, 3.0, 2.0],
+                     f"aware, {sub}: high": [6.0, 1.5, 5.0, 4.0], f"aware, {sub}: at FPR (%)": 0.1 * (1 + 4 * (sub != "clean"))})
+    matched = pd.DataFrame({"verdict": ["contradicted", "consistent"],
+                            "configuration": [("cifar10", "Dropout"), ("cifar10", "L2")]}, index=["x", "y"])
+    a = comparison.answer({"cifar10": pd.DataFrame(cols, index=idx)}, matched)
+    assert list(a.index.get_level_values("configuration")) == ["Undefended", "L2", "Dropout"]  # early stopping: below
+    verdict = a["leaks less than early stopping at its accuracy?"]
+    assert verdict[("cifar10", "L2")] == "consistent" and verdict[("cifar10", "Dropout")] == "contradicted"
+    assert a.loc[("cifar10", "Dropout"), "TPR, clean (%)"] == "3.00 [2.00, 4.00] at 0.1 % FPR"
+    assert a.loc[("cifar10", "Dropout"), "TPR, canaries (%)"] == "3.00 [2.00, 4.00] at 0.5 % FPR"
+
+
+def test_a_subsets_tpr_is_read_where_its_pooled_non_members_leave_ten_false_positives():
+    member = np.zeros((8, 500), bool)
+    member[:, :250] = True  # 250 non-member canaries a target, 2,000 pooled: 10 of them is 0.5 %
+    assert comparison.headline_fpr(member) == pytest.approx(0.005)
+    assert comparison.headline_fpr(np.zeros((8, 20000), bool)) == comparison.FPR  # clean examples: 0.1 % holds
+
+
+def test_roc_rows_average_each_targets_tpr_down_to_one_non_member():
+    from mcmia_lib import metrics
+    rng = np.random.default_rng(0)
+    member = rng.random((3, 400)) < 0.5
+    member[2, :300] = True  # the smallest target has 50-odd non-members: the grid starts at one of them
+    score = member + rng.normal(0, 1, member.shape)
+    rows = pd.DataFrame(comparison.roc_rows(member, score, {"configuration": "x"}, points=9))
+    assert rows["FPR"].iloc[0] == pytest.approx(1 / (~member).sum(axis=1).min()) and rows["FPR"].iloc[-1] == 1
+    for f, t in zip(rows["FPR"], rows["TPR"]):
+        assert t == pytest.approx(np.mean([metrics.tpr_at_fpr(member[i], score[i], f) for i in range(3)]))

@@ -36,6 +36,13 @@ def test_tpr_at_fpr_is_largest_tpr_with_fpr_below(y, s, x):
 
 
 @pytest.mark.parametrize("y,s", list(_cases()))
+def test_tpr_on_a_grid_of_fprs_matches_sklearn(y, s):
+    grid = np.r_[0.0, np.logspace(-4, 0, 17)]
+    sk_fpr, sk_tpr, _ = skm.roc_curve(y, s, drop_intermediate=False)
+    np.testing.assert_allclose(metrics.tpr_at_fprs(y, s, grid), [sk_tpr[sk_fpr <= x].max() for x in grid])
+
+
+@pytest.mark.parametrize("y,s", list(_cases()))
 def test_advantage_and_accuracy(y, s):
     sk_fpr, sk_tpr, thr = skm.roc_curve(y, s, drop_intermediate=False)
     assert metrics.advantage(y, s) == pytest.approx(np.max(sk_tpr - sk_fpr))

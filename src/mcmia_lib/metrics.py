@@ -47,10 +47,16 @@ def roc_auc(is_member, score) -> float:
 
 def tpr_at_fpr(is_member, score, fpr: float) -> float:
     """Largest TPR among ROC points whose FPR <= ``fpr`` (no interpolation)."""
-    if not 0.0 <= fpr <= 1.0:
-        raise ValueError(f"fpr must be in [0, 1], got {fpr}")
-    f, t, _ = roc_curve(is_member, score)
-    return float(t[f <= fpr + 1e-12].max())
+    return float(tpr_at_fprs(is_member, score, [fpr])[0])
+
+
+def tpr_at_fprs(is_member, score, fprs) -> np.ndarray:
+    """``tpr_at_fpr`` at each of ``fprs``, from one ROC (a curve on a grid of FPRs)."""
+    x = np.asarray(fprs, dtype=float)
+    if not np.all((0.0 <= x) & (x <= 1.0)):
+        raise ValueError(f"fpr must be in [0, 1], got {x[(x < 0) | (x > 1) | np.isnan(x)].tolist()}")
+    f, t, _ = roc_curve(is_member, score)  # both non-decreasing: the last point with FPR <= x has the largest TPR
+    return t[np.searchsorted(f, x + 1e-12, side="right") - 1]
 
 
 def min_resolvable_fpr(n_nonmembers: int) -> float:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -411,8 +412,9 @@ def butterfly_supports(chain, title: str = ""):
     return fig
 
 
-def frontier(table: pd.DataFrame, fpr: float, title: str = ""):
-    """Issue 29's frontier: test accuracy (x) against TPR at ``fpr`` (y, log scale), one point per configuration
+def frontier(table: pd.DataFrame, title: str = ""):
+    """Issue 29's frontier: test accuracy (x) against TPR at low FPR (y, log scale; each subset at the FPR the
+    table read it at, 0.1 % where its non-members resolve it), one point per configuration
     with its interval over targets, clean examples and canaries as two panels, the chance line (TPR = FPR) and the
     early-stopping curve (the undefended model at every epoch budget) as the baseline: a defense helps only where
     it lies below that curve. ``table``: ``chapters.comparison.attack_table``."""
@@ -420,9 +422,10 @@ def frontier(table: pd.DataFrame, fpr: float, title: str = ""):
     early = [n for n in table.index if n == "Undefended" or n.startswith("Early stopping")]
     colours = [c for i, c in enumerate(sns.color_palette("tab10")) if i != 7]  # grey is the baseline's
     defenses = [n for n in table.index if n not in early]
-    floor = fpr / 10
     for ax, subset in zip(axes, ("clean", "canaries")):
         col = f"aware, {subset}"
+        fpr = table[f"{col}: at FPR (%)"].max() / 100
+        floor = fpr / 10
         y = table[f"{col}: TPR (%)"].clip(lower=100 * floor)
         lo = table[f"{col}: low"].clip(lower=100 * floor)
         hi = table[f"{col}: high"].clip(lower=100 * floor)
@@ -436,10 +439,42 @@ def frontier(table: pd.DataFrame, fpr: float, title: str = ""):
                         label=None if baseline else name)
         ax.axhline(100 * fpr, ls=":", c="k", lw=1, label="chance (TPR = FPR)")
         ax.set_yscale("log")
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("test accuracy (%)")
-        ax.set_ylabel(f"TPR at {100 * fpr:g} % FPR (%)")
+        ax.set_ylabel(f"TPR at {100 * fpr:.2g} % FPR (%)")
         ax.set_title(subset)
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def comparison_roc(df: pd.DataFrame, title: str = ""):
+    """Issue 29's log-log ROC curves: one line per configuration (each target's TPR averaged at each FPR), the
+    defense-aware and unaware attackers side by side (columns), clean examples and canaries as rows; grey lines
+    are the undefended model and its early-stopped versions (darker: more epochs), dotted is chance. ``df``:
+    ``chapters.comparison.roc_rows`` of one data set."""
+    configs = list(dict.fromkeys(df["configuration"]))
+    early = [c for c in configs if c == "Undefended" or c.startswith("Early stopping")]
+    order = sorted(early, key=lambda c: float("inf") if c == "Undefended" else float(c.split("(")[1].split()[0]))
+    palette = {c: str(round(0.8 - 0.65 * i / max(len(order) - 1, 1), 2)) for i, c in enumerate(order)}
+    colours = [c for i, c in enumerate(sns.color_palette("tab10")) if i != 7]
+    palette.update({c: colours[i % len(colours)] for i, c in enumerate(x for x in configs if x not in early)})
+    df = df.assign(TPR=df["TPR"].clip(lower=df["FPR"].min() / 2))  # a TPR of 0 stays on the log axis
+    g = sns.relplot(df, x="FPR", y="TPR", hue="configuration", hue_order=configs, palette=palette,
+                    col="attacker", col_order=["aware", "unaware"], row="subset", row_order=["clean", "canaries"],
+                    kind="line", height=3.6, aspect=1.15, facet_kws={"sharex": False, "sharey": False})
+    for (subset, attacker), ax in g.axes_dict.items():
+        part = df[(df["subset"] == subset) & (df["attacker"] == attacker)]
+        if part.empty:
+            continue
+        lo = part["FPR"].min()
+        grid = np.logspace(np.log10(lo), 0, 20)
+        ax.plot(grid, grid, ls=":", c="k", lw=1)
+        ax.set(xscale="log", yscale="log", xlim=(lo, 1), ylim=(lo, 1.05))
+        for axis in (ax.xaxis, ax.yaxis):  # decades only: minor labels (2×10⁻¹, 3×10⁻¹, ...) overlap
+            axis.set_minor_formatter(NullFormatter())
+    g.set_titles("{row_name}, {col_name} attacker")
+    g.set_axis_labels("false positive rate", "true positive rate")
+    g.figure.suptitle(title + " (dotted: chance)", y=1.02)
+    return g.figure

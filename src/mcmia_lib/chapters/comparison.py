@@ -314,6 +314,8 @@ class ComparisonResults(Results):
     attacks: dict  # data set -> ``attack_table``
     matched: pd.DataFrame  # each defense against early stopping at its accuracy, decided (``claim_table``)
     seed_claims: pd.DataFrame  # the seed papers' claims re-decided here (``seed_claims``), in the same family
+    roc: pd.DataFrame  # the chosen attacks' ROC curves (``roc_rows``) per data set, configuration, attacker, subset
+    answer: pd.DataFrame  # the chapter's answer in one short table (``answer``), for the front page
 
 
 def results(p: Params, store=None) -> ComparisonResults:
@@ -345,40 +347,47 @@ def results(p: Params, store=None) -> ComparisonResults:
                       + [s for eps in p.regimes[d].dp_epsilons for s in dp_candidates(p, d, eps).values()]]
     from ..attacks import strong
     from ..report.verdicts import claim_table
-    attacks, claims, seeds = {}, [], []
+    attacks, claims, seeds, curves = {}, [], [], []
     for d in p.datasets:
         per_target = {}
         attacks[d] = attack_table(p, d, {n: strong.grid_arrays(e(specs)) for n, specs in configs[d].items()},
-                                  {n: [x.result for x in e(specs)] for n, specs in configs[d].items()}, per_target)
+                                  {n: [x.result for x in e(specs)] for n, specs in configs[d].items()}, per_target,
+                                  curves)
         claims += matched_utility_claims(attacks[d], per_target, d)
-        seeds += seed_claims(attacks[d], per_target, d)
-    family = claim_table(claims + seeds)  # the chapter's claims are one family (methods page)
+        seeds += seed_claims(attacks[d], per_target, d,
+                             {n: 100 * np.array([x.result["test_acc"] for x in e(specs)]) for n, specs in configs[d].items()})
+    family = claim_table(claims + seeds, replicates="models")  # one family (methods page); models, not seeds
     return ComparisonResults(
         {"the regime": [e[s] for d in p.datasets for s in configs[d]["Undefended"]],
          "tuning": tuning_entries,
          "the grid": [e[s] for d in p.datasets for specs in configs[d].values() for s in specs]}, {},
         pd.DataFrame(regime_rows), pd.DataFrame(mm), pd.DataFrame(dp),
         [f"{d}: {line}" for d in p.datasets for line in tuned[d]["withheld"]], pd.DataFrame(grid), attacks,
-        family.iloc[:len(claims)], family.iloc[len(claims):])
+        family.iloc[:len(claims)], family.iloc[len(claims):], pd.DataFrame(curves),
+        answer(attacks, family.iloc[:len(claims)]))
 
 
 # -- the attacks on every configuration (part 2) -----------------------------------------------------------------
 
 FPR = 0.001  # the headline false-positive rate (Carlini et al. 2022; Aerni et al. 2024)
+MIN_FALSE_POSITIVES = 10  # a TPR is read at an FPR that leaves this many non-members above the threshold
 SUBSETS = ("clean", "canaries")
 
 
-def attack_table(p: Params, dataset: str, grids: dict, results: dict, per_target: dict | None = None) -> pd.DataFrame:
+def attack_table(p: Params, dataset: str, grids: dict, results: dict, per_target: dict | None = None,
+                 curves: list | None = None) -> pd.DataFrame:
     """One row per configuration of ``dataset`` (issue 29, item 6): utility (test accuracy, train–test gap), cost
     (training time per model relative to the undefended one, nonzero parameters, inference time relative), the
     empirical ε of the aware attacker (``report.audit``, the best counted target at the Bonferroni level), and for
     the defense-aware attacker (references of the same configuration) and the unaware one (undefended
     references), per subset (clean examples, canaries), the strongest attack chosen on each half of the targets
-    and its TPR at ``FPR`` with a bootstrap interval over the targets. Every configuration is attacked with as
+    and its TPR at the subset's ``headline_fpr`` with a bootstrap interval over the targets. Every configuration is attacked with as
     many references per example (``n_defended`` − 2), so the attacker's strength does not vary with the number
     of models. ``grids[name]``: ``strong.grid_arrays`` of its models; ``results[name]``: their stored results.
-    ``per_target``, when given, receives each target's TPR at ``FPR`` under the chosen attack, keyed (name,
-    attacker, subset), for the paired comparisons at matched utility (``matched_utility_claims``)."""
+    ``per_target``, when given, receives each target's TPR at that FPR under the chosen attack, keyed (name,
+    attacker, subset), for the paired comparisons at matched utility (``matched_utility_claims``); ``curves``,
+    when given, receives the chosen attack's ROC per (configuration, attacker, subset): the mean over targets of
+    each target's TPR on a log grid of FPRs down to one non-member (``roc_rows``)."""
     from ..attacks import strong
     from .. import metrics
     r = p.regimes[dataset]
@@ -406,15 +415,20 @@ def attack_table(p: Params, dataset: str, grids: dict, results: dict, per_target
                 strong.attack_scores(target, attacks=("threshold",))
             for subset, cols in zip(SUBSETS, (~target["canary"], target["canary"])):
                 y = target["member"][:, cols]
+                head = headline_fpr(y)
                 choice = strong.strongest_attack(scores, target["member"], columns=cols,
-                                                 fpr=max(FPR, 10 / ((~y).sum() / 2)))
+                                                 fpr=max(FPR, MIN_FALSE_POSITIVES / ((~y).sum() / 2)))
                 s = scores[choice["attack"]][:, cols]
-                boot = metrics.roc_bootstrap(y, s, (FPR, 0.01), n_boot=p.n_boot)
+                boot = metrics.roc_bootstrap(y, s, tuple(dict.fromkeys((head, 0.01))), n_boot=p.n_boot)
                 if per_target is not None:
                     per_target[(name, attacker, subset)] = np.array(
-                        [metrics.tpr_at_fpr(y[t], s[t], FPR) for t in range(len(y))])
-                tpr, lo, hi = boot[FPR]
+                        [metrics.tpr_at_fpr(y[t], s[t], head) for t in range(len(y))])
+                if curves is not None:
+                    curves += roc_rows(y, s, {"data set": dataset, "configuration": name, "attacker": attacker,
+                                              "subset": subset, "attack": choice["attack"].replace("_", " ")})
+                tpr, lo, hi = boot[head]
                 row[f"{attacker}, {subset}: attack"] = choice["attack"].replace("_", " ")
+                row[f"{attacker}, {subset}: at FPR (%)"] = 100 * head
                 row[f"{attacker}, {subset}: TPR (%)"] = 100 * tpr
                 row[f"{attacker}, {subset}: low"], row[f"{attacker}, {subset}: high"] = 100 * lo, 100 * hi
                 row[f"{attacker}, {subset}: TPR @ 1 % FPR (%)"] = 100 * boot[0.01][0]
@@ -430,6 +444,55 @@ def attack_table(p: Params, dataset: str, grids: dict, results: dict, per_target
     return pd.DataFrame(rows).set_index("configuration")
 
 
+def answer(attacks: dict, matched: pd.DataFrame) -> pd.DataFrame:
+    """The chapter's answer in one short table (the front page's): per data set and defense, its test accuracy,
+    the defense-aware attacker's TPR on clean examples and canaries at each one's ``headline_fpr`` (with their
+    intervals over targets),
+    and the verdict on "it leaks less than early stopping at its accuracy" (``matched_utility_claims``), beside
+    the undefended model's row."""
+    by_config = {tuple(k): v for k, v in zip(matched["configuration"], matched["verdict"])} \
+        if "configuration" in matched else {}
+    rows = []
+    for d, t in attacks.items():
+        for name in t.index:
+            if name.startswith("Early stopping"):
+                continue
+            row = {"data set": d, "configuration": name, "test accuracy (%)": t.loc[name, "test accuracy (%)"]}
+            for subset in SUBSETS:
+                col = f"aware, {subset}"
+                row[f"TPR, {subset} (%)"] = (
+                    f"{t.loc[name, col + ': TPR (%)']:.2f} [{t.loc[name, col + ': low']:.2f}, "
+                    f"{t.loc[name, col + ': high']:.2f}] at {t.loc[name, col + ': at FPR (%)']:.2g} % FPR")
+            row["leaks less than early stopping at its accuracy?"] = (
+                "(the baseline)" if name == "Undefended" else by_config.get((d, name), "—"))
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["data set", "configuration"])
+
+
+def clean_fpr(table: pd.DataFrame) -> float:
+    """The FPR at which ``attack_table`` read the clean examples' TPR (the same for every configuration: each
+    has as many targets, on the same pool)."""
+    return float(table["aware, clean: at FPR (%)"].max()) / 100
+
+
+def headline_fpr(member: np.ndarray) -> float:
+    """The FPR a subset's TPR is read at: ``FPR``, or the smallest FPR at which the targets' non-members, pooled,
+    leave ``MIN_FALSE_POSITIVES`` above the threshold (the canaries: 250 non-members a target give 0.5 % over 8
+    targets)."""
+    return max(FPR, MIN_FALSE_POSITIVES / (~np.asarray(member, bool)).sum())
+
+
+def roc_rows(member: np.ndarray, score: np.ndarray, labels: dict, points: int = 33) -> list[dict]:
+    """One attack's ROC for the log-log figure: at each FPR of a log grid from one non-member of the smallest
+    target to 1, the mean over targets (rows of ``member``/``score``) of each target's TPR (``metrics.tpr_at_fprs``),
+    one row per FPR with ``labels``."""
+    from .. import metrics
+    floor = 1 / (~member).sum(axis=1).min()
+    grid = np.logspace(np.log10(floor), 0, points)
+    tpr = np.mean([metrics.tpr_at_fprs(member[t], score[t], grid) for t in range(len(member))], axis=0)
+    return [{**labels, "FPR": f, "TPR": t} for f, t in zip(grid, tpr)]
+
+
 def matched_utility_claims(table: pd.DataFrame, per_target: dict, dataset: str) -> list[dict]:
     """Issue 29, item 7: each defense against the undefended model trained for fewer epochs (early stopping, the
     full schedule included) whose test accuracy is nearest to the defense's — does the defense leak less at the
@@ -439,6 +502,7 @@ def matched_utility_claims(table: pd.DataFrame, per_target: dict, dataset: str) 
     model leaves (its mean TPR − ``FPR``), so "consistent" means it removes at least half of it. The accuracies
     go beside the verdict (``verdicts.claim_table`` flags a gap over 5 points)."""
     acc = table["test accuracy (%)"]
+    fpr = clean_fpr(table)
     early = [n for n in table.index if n == "Undefended" or n.startswith("Early stopping")]
     claims = []
     for name in table.index:
@@ -447,17 +511,18 @@ def matched_utility_claims(table: pd.DataFrame, per_target: dict, dataset: str) 
         match = min(early, key=lambda n: abs(acc[n] - acc[name]))
         defended = per_target[(name, "aware", "clean")]
         reference = per_target[(match, "aware", "clean")][: len(defended)]
-        leak = 100 * (np.nanmean(reference) - FPR)
+        leak = 100 * (np.nanmean(reference) - fpr)
         claim = {"claim": f"{dataset}: {name} leaks less than early stopping at its accuracy ({match})",
-                 "unit": f"TPR points at {100 * FPR:g} % FPR, clean", "paper": leak,
-                 "diffs": list(100 * (reference - defended)), "accuracies": (acc[match], acc[name])}
+                 "unit": f"TPR points at {100 * fpr:g} % FPR, clean", "paper": leak,
+                 "diffs": list(100 * (reference - defended)), "accuracies": (acc[match], acc[name]),
+                 "configuration": (dataset, name)}
         if not leak > 0:
             claim = {**claim, "paper": np.nan, "fixed": ("not testable", f"{match} leaks nothing above chance")}
         claims.append(claim)
     return claims
 
 
-def seed_claims(table: pd.DataFrame, per_target: dict, dataset: str) -> list[dict]:
+def seed_claims(table: pd.DataFrame, per_target: dict, dataset: str, accuracy: dict | None = None) -> list[dict]:
     """Issue 29, item 8: the seed papers' claims re-decided under this protocol (the defense-aware attacker's
     strongest attack, each target's TPR at ``FPR`` on clean examples, paired by model index). The papers state
     their effects in their own attacks' units (NN-attack accuracy, 004's AUC, 002's D), which do not carry over
@@ -466,14 +531,15 @@ def seed_claims(table: pd.DataFrame, per_target: dict, dataset: str) -> list[dic
       TPR above chance), and pruning with Min-Max leaks less than pruning alone (effect: all that pruning
       leaves above chance);
     - 000 Table I: ADMM pruning leaks less than DP-SGD (each ε; effect: all that DP-SGD leaves above chance);
-    - 004: L2 and dropout protect about as well as DP-SGD (equivalence, same margin), each ε.
-    002's ratio needs its defense measure D, which this protocol does not compute: it is decided in the sparsity
-    chapter, and here IMP and butterfly meet the early-stopping baseline (``matched_utility_claims``).
+    - 004: L2 and dropout protect about as well as DP-SGD (equivalence, same margin), each ε;
+    - 002: a relative accuracy loss of p % buys about 3.6·p % of relative defense gain (IMP and butterfly
+      together, with ``accuracy[name]``, each model's test accuracy in %): ``sparsity_runs`` translates 002's D.
     Configurations a grid lacks (e.g. a tuning still withheld) are skipped."""
     acc = table["test accuracy (%)"]
+    fpr = clean_fpr(table)
     tpr = {name: 100 * per_target[(name, "aware", "clean")] for name in table.index}
     n = min(len(v) for v in tpr.values())
-    leak = lambda name: float(np.mean(tpr[name][:n]) - 100 * FPR)  # noqa: E731  TPR points above chance
+    leak = lambda name: float(np.mean(tpr[name][:n]) - 100 * fpr)  # noqa: E731  TPR points above chance
     margin = leak("Undefended") / 2
     admm = sorted((n_ for n_ in table.index if n_.startswith("ADMM pruning") and "Min-Max" not in n_),
                   key=lambda n_: float(n_.split("(")[1].split("x")[0]))
@@ -481,7 +547,7 @@ def seed_claims(table: pd.DataFrame, per_target: dict, dataset: str) -> list[dic
     claims = []
 
     def claim(text, a, b, **kw):  # the paired difference a − b, per model index
-        return {"claim": f"{dataset}: {text}", "unit": f"TPR points at {100 * FPR:g} % FPR, clean",
+        return {"claim": f"{dataset}: {text}", "unit": f"TPR points at {100 * fpr:g} % FPR, clean",
                 "diffs": list(tpr[a][:n] - tpr[b][:n]), "accuracies": (acc[a], acc[b]), **kw}
 
     def directional(text, worse, better):
@@ -508,4 +574,32 @@ def seed_claims(table: pd.DataFrame, per_target: dict, dataset: str) -> list[dic
         for reg in ("L2", "Dropout"):
             if reg in table.index:
                 claims.append(equivalent(f"{reg} protects about as well as {dp} (004)", reg, dp))
+    sparse = [n_ for n_ in table.index if n_.startswith(("IMP", "Butterfly"))]
+    if sparse and accuracy is not None:
+        from ..claims import sparsity_claims
+        from ..report.references import reference
+        from ..report.verdicts import ratio_runs
+        paper = reference("Sparse, 3.4-17.3% nonzero", "relative defense gain / relative accuracy loss",
+                          name="gonon")["value"]
+        series = ratio_runs(sparsity_runs(per_target, accuracy, sparse, fpr), paper)
+        for c in sparsity_claims({" and ".join(sparse): series}):
+            c["claim"] = f"{dataset}: {c['claim']} (002)"
+            c["note"] = (c["note"].replace("runs (each run's networks against its dense network)",
+                                           "model indices (each sparse model against the undefended model of its "
+                                           "index)")
+                         + f"; D = 100 − TPR points above chance at {100 * fpr:g} % FPR, clean (002's 200 − 2A "
+                           "is 100 − the balanced attack's advantage)")
+            claims.append(c)
     return claims
+
+
+def sparsity_runs(per_target: dict, accuracy: dict, sparse: list[str], fpr: float) -> dict:
+    """002's ratio under this protocol (``verdicts.ratio_runs``'s input): per model index, the undefended model
+    (dense) and each sparse configuration's model of that index, as (test accuracy %, D). 002's defense score
+    D = 200 − 2A = 100·(1 − advantage) of its balanced threshold attack (``metrics.defense_score``); here the
+    advantage is the defense-aware attacker's TPR − FPR at ``fpr`` (the clean examples' headline FPR) on clean
+    examples: D = 100 − (TPR − FPR) points."""
+    def point(name, i):
+        return (float(accuracy[name][i]), 100 - 100 * (per_target[(name, "aware", "clean")][i] - fpr))
+    n = min(len(per_target[(name, "aware", "clean")]) for name in ["Undefended", *sparse])
+    return {i: {"dense": point("Undefended", i), "sparse": [point(name, i) for name in sparse]} for i in range(n)}

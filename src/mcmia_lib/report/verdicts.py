@@ -89,14 +89,14 @@ def decision_distance(mean: float, paper_effect: float | None = None, margin: fl
     return max(abs(mean), abs(paper_effect / 2 - mean))
 
 
-def claim_table(claims: list[dict], alpha: float = 0.05) -> pd.DataFrame:
+def claim_table(claims: list[dict], alpha: float = 0.05, replicates: str = "seeds") -> pd.DataFrame:
     """Decide one chapter's claims, one family (methods page, "How a claim is decided"). Each claim is a dict
     with ``claim`` (text), ``paper`` (the paper's effect, oriented positive), ``unit``, and either ``diffs`` (our
     paired per-seed differences, same orientation) or ``samples`` (bootstrap draws of our effect); optional:
     ``kind`` "equivalence" with ``margin``, ``collapsed`` / ``not_testable`` (the reason, when the defended model
     predicts at chance / the reference model does not leak), ``fixed`` (verdict, reason) for a claim no interval
     decides, ``accuracies`` (the two compared models' test accuracies, %: a gap over ``MATCHED_UTILITY`` points
-    is noted beside the verdict), ``link``.
+    is noted beside the verdict), ``link``, ``configuration`` (carried through).
 
     The claims with an interval (two or more seeds, or bootstrap draws) form the family: each interval is read at
     the Bonferroni level ``family_level(m)``, so that all of them hold jointly at 1 − ``alpha``; the verdict comes
@@ -104,7 +104,8 @@ def claim_table(claims: list[dict], alpha: float = 0.05) -> pd.DataFrame:
     interval: "one seed: no interval", outside the family, with its value. Collapsed comes first; a contradicted
     claim stays contradicted when its reference does not leak (the defense made things worse); otherwise not
     testable replaces the interval's verdict. An inconclusive claim's note gives the seeds a decision needs at
-    ``POWER``; one whose differences are all equal is inconclusive and says so. Numeric columns stay numeric; ``display_claims`` formats them."""
+    ``POWER`` (counted in ``replicates``: seeds, or the comparison's model indices); one whose differences are
+    all equal is inconclusive and says so. Numeric columns stay numeric; ``display_claims`` formats them."""
     def in_family(c):
         return "fixed" not in c and ("samples" in c or len(c["diffs"]) >= 2)
     family = [i for i, c in enumerate(claims) if in_family(c)]
@@ -147,8 +148,8 @@ def claim_table(claims: list[dict], alpha: float = 0.05) -> pd.DataFrame:
                 distance = (decision_distance(m, margin=c["margin"]) if c.get("kind") == "equivalence"
                             else decision_distance(m, c["paper"]))
                 need = seeds_needed(c["diffs"], distance, level)
-                notes.append(f"{need} seeds would decide it with {POWER:.0%} power at the observed spread"
-                             if need < SEEDS_CAP else f"more than {SEEDS_CAP:,} seeds would be needed to decide it "
+                notes.append(f"{need} {replicates} would decide it with {POWER:.0%} power at the observed spread"
+                             if need < SEEDS_CAP else f"more than {SEEDS_CAP:,} {replicates} would be needed to decide it "
                              "at the observed spread (its mean sits on a decision boundary)")
             row.update(ours=m, low=lo, high=hi, level=level, seeds=n, verdict=verdict)
         if c.get("accuracies") is not None:
@@ -156,13 +157,14 @@ def claim_table(claims: list[dict], alpha: float = 0.05) -> pd.DataFrame:
             if abs(a - b) > MATCHED_UTILITY:
                 notes.append(f"not at matched utility: test accuracies {a:.1f}% vs {b:.1f}%")
         row["note"] = "; ".join(notes)
-        if c.get("link"):
-            row["link"] = c["link"]
+        for k in ("link", "configuration"):  # carried through for the caller (a front-page link, a row's key)
+            if c.get(k):
+                row[k] = c[k]
         rows.append(row)
     return pd.DataFrame(rows).set_index("claim")
 
 
-def display_claims(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+def display_claims(table: pd.DataFrame, digits: int = 2, replicates: str = "seeds") -> pd.DataFrame:
     """``claim_table``'s result for reading: the paper's effect, ours with its interval and level, the
     verdict and its note (formatting only; the verdicts were decided before)."""
     def ours(r):
@@ -174,7 +176,7 @@ def display_claims(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
         return f"{r['ours']:+.{digits}f} [{r['low']:+.{digits}f}, {r['high']:+.{digits}f}] at {100 * r['level']:.1f}%"
     out = pd.DataFrame({"paper": [f"{v:+.{digits}f}" if np.isfinite(v) else "—" for v in table["paper"]],
                         "ours (interval, level)": [ours(r) for _, r in table.iterrows()],
-                        "unit": table["unit"], "seeds": [int(v) if np.isfinite(v) else "" for v in table["seeds"]],
+                        "unit": table["unit"], replicates: [int(v) if np.isfinite(v) else "" for v in table["seeds"]],
                         "verdict": table["verdict"], "note": table["note"]}, index=table.index)
     return out
 
