@@ -448,8 +448,8 @@ def answer(attacks: dict, matched: pd.DataFrame) -> pd.DataFrame:
     """The chapter's answer in one short table (the front page's): per data set and defense, its test accuracy,
     the defense-aware attacker's TPR on clean examples and canaries at each one's ``headline_fpr`` (with their
     intervals over targets),
-    and the verdict on "it leaks less than early stopping at its accuracy" (``matched_utility_claims``), beside
-    the undefended model's row."""
+    the verdict on "it leaks less than early stopping at its accuracy" (``matched_utility_claims``), and the
+    configurations that dominate it on the means (``dominated_by``), beside the undefended model's row."""
     by_config = {tuple(k): v for k, v in zip(matched["configuration"], matched["verdict"])} \
         if "configuration" in matched else {}
     rows = []
@@ -465,8 +465,18 @@ def answer(attacks: dict, matched: pd.DataFrame) -> pd.DataFrame:
                     f"{t.loc[name, col + ': high']:.2f}] at {t.loc[name, col + ': at FPR (%)']:.2g} % FPR")
             row["leaks less than early stopping at its accuracy?"] = (
                 "(the baseline)" if name == "Undefended" else by_config.get((d, name), "—"))
+            row["dominated by (means)"] = ", ".join(dominated_by(t, name)) or "—"
             rows.append(row)
     return pd.DataFrame(rows).set_index(["data set", "configuration"])
+
+
+def dominated_by(table: pd.DataFrame, name: str) -> list[str]:
+    """The configurations of ``attack_table``'s ``table`` (early stopping included) at least as accurate as
+    ``name`` that leak no more (the defense-aware attacker's TPR on clean examples), one of the two strictly:
+    on the means, a description of the frontier figure (the matched-utility verdicts decide with intervals)."""
+    acc, tpr = table["test accuracy (%)"], table["aware, clean: TPR (%)"]
+    return [o for o in table.index if o != name and acc[o] >= acc[name] and tpr[o] <= tpr[name]
+            and (acc[o] > acc[name] or tpr[o] < tpr[name])]
 
 
 def clean_fpr(table: pd.DataFrame) -> float:
