@@ -82,15 +82,18 @@ def test_a_regime_that_breaks_the_budget_is_refused_in_one_line():
         chapters.validate("comparison", {**values, "profile": "smoke"})
 
 
-def test_a_defense_is_compared_with_the_early_stopped_model_of_nearest_accuracy_paired_by_model():
-    table = pd.DataFrame({"test accuracy (%)": [77.0, 50.0, 70.0, 69.0, 52.0], "aware, clean: at FPR (%)": 0.1},
-                         index=["Undefended", "Early stopping (4 epochs)", "Early stopping (16 epochs)", "L2", "DP"])
+def test_a_defense_is_compared_with_the_least_trained_model_as_accurate_paired_by_model():
+    table = pd.DataFrame({"test accuracy (%)": [77.0, 70.0, 50.0, 69.0, 48.0, 78.0, 71.0],
+                          "aware, clean: at FPR (%)": 0.1},
+                         index=["Undefended", "Early stopping (16 epochs)", "Early stopping (4 epochs)", "L2", "DP",
+                                "Dropout", "IMP"])
     fpr = comparison.FPR
     per = {("Undefended", "aware", "clean"): np.full(16, 0.02),
            ("Early stopping (4 epochs)", "aware", "clean"): np.array([fpr] * 8),  # no leak above chance
            ("Early stopping (16 epochs)", "aware", "clean"): np.linspace(0.010, 0.017, 8),
            ("L2", "aware", "clean"): np.linspace(0.010, 0.017, 8) - 0.005,
-           ("DP", "aware", "clean"): np.full(8, fpr)}
+           ("DP", "aware", "clean"): np.full(8, fpr), ("Dropout", "aware", "clean"): np.full(8, 0.01),
+           ("IMP", "aware", "clean"): np.full(8, 0.01)}
     claims = {c["claim"]: c for c in comparison.matched_utility_claims(table, per, "cifar10")}
     l2 = claims["cifar10: L2 leaks less than early stopping at its accuracy (Early stopping (16 epochs))"]
     assert l2["diffs"] == pytest.approx([0.5] * 8)  # model i against model i: the same members
@@ -98,6 +101,12 @@ def test_a_defense_is_compared_with_the_early_stopped_model_of_nearest_accuracy_
     assert l2["accuracies"] == (70.0, 69.0)
     dp = claims["cifar10: DP leaks less than early stopping at its accuracy (Early stopping (4 epochs))"]
     assert dp["fixed"][0] == "not testable"  # the matched model leaks nothing: nothing to remove
+    # more accurate than every undefended model: against the full schedule (never one less accurate, e.g. 4 epochs)
+    assert "cifar10: Dropout leaks less than early stopping at its accuracy (Undefended)" in claims
+    # 71 %: the 16-epoch model (70 %, nearest) is less accurate, so the full schedule (77 %) is the comparator
+    assert "cifar10: IMP leaks less than early stopping at its accuracy (Undefended)" in claims
+    assert comparison.early_stopping(table.index) == ["Early stopping (4 epochs)", "Early stopping (16 epochs)",
+                                                      "Undefended"]
 
 
 def test_002s_ratio_pairs_each_sparse_model_with_the_undefended_model_of_its_index():

@@ -503,22 +503,31 @@ def roc_rows(member: np.ndarray, score: np.ndarray, labels: dict, points: int = 
     return [{**labels, "FPR": f, "TPR": t} for f, t in zip(grid, tpr)]
 
 
+def early_stopping(names) -> list[str]:
+    """The undefended configurations among ``names``, fewest epochs first: early stopping, then the full schedule."""
+    budget = {n: float("inf") if n == "Undefended" else float(n.split("(")[1].split()[0]) for n in names
+              if n == "Undefended" or n.startswith("Early stopping")}
+    return sorted(budget, key=budget.get)
+
+
 def matched_utility_claims(table: pd.DataFrame, per_target: dict, dataset: str) -> list[dict]:
-    """Issue 29, item 7: each defense against the undefended model trained for fewer epochs (early stopping, the
-    full schedule included) whose test accuracy is nearest to the defense's — does the defense leak less at the
-    same utility? Paired by model index (a defended model and an early-stopped one of the same index train on the
-    same members), on each target's TPR at ``FPR`` on the clean examples under the defense-aware attacker's
-    strongest attack. The effect a defense would need: all the leakage above chance that the early-stopped
-    model leaves (its mean TPR − ``FPR``), so "consistent" means it removes at least half of it. The accuracies
-    go beside the verdict (``verdicts.claim_table`` flags a gap over 5 points)."""
+    """Issue 29, item 7: each defense against the undefended model trained for the fewest epochs that reaches at
+    least the defense's test accuracy (the full schedule when none does) — does the defense leak less at the same
+    utility? The comparator is chosen on accuracy alone, never on leakage; the nearest accuracy would pick among
+    models within a point of each other (on CIFAR-10, 16 to 50 epochs) that fit from 8 % to 94 % of their
+    canaries, by noise. Paired by model index (a defended model and an early-stopped one of the same index train
+    on the same members), on each target's TPR on the clean examples (at ``clean_fpr``) under the defense-aware
+    attacker's strongest attack. The effect a defense would need: all the leakage above chance that the
+    early-stopped model leaves (its mean TPR − FPR), so "consistent" means it removes at least half of it. The
+    accuracies go beside the verdict (``verdicts.claim_table`` flags a gap over 5 points)."""
     acc = table["test accuracy (%)"]
     fpr = clean_fpr(table)
-    early = [n for n in table.index if n == "Undefended" or n.startswith("Early stopping")]
+    early = early_stopping(table.index)
     claims = []
     for name in table.index:
         if name in early:
             continue
-        match = min(early, key=lambda n: abs(acc[n] - acc[name]))
+        match = next((n for n in early if acc[n] >= acc[name]), "Undefended")
         defended = per_target[(name, "aware", "clean")]
         reference = per_target[(match, "aware", "clean")][: len(defended)]
         leak = 100 * (np.nanmean(reference) - fpr)
