@@ -478,3 +478,18 @@ def comparison_roc(df: pd.DataFrame, title: str = ""):
     g.set_axis_labels("false positive rate", "true positive rate")
     g.figure.suptitle(title + " (dotted: chance)", y=1.02)
     return g.figure
+
+
+def minmax_tuning(df: pd.DataFrame, chance: float, min_excess: float, title: str = ""):
+    """Issue 29: each Min-Max candidate's inner gain G during training (one line per λ, a line style per number
+    of inner steps, a panel per data set), the chance level (−log 4) dotted and the level the tuning rule asks
+    the second half of training to keep on average dashed. ``df``: data set, λ, inner steps, epoch, gain G."""
+    from matplotlib.colors import LogNorm
+    g = sns.relplot(df, x="epoch", y="gain G", hue="λ", hue_norm=LogNorm(), style="inner steps", col="data set",
+                    kind="line", palette="viridis", height=3.4, aspect=1.3, facet_kws={"sharex": False})
+    for ax in g.axes.flat:
+        ax.axhline(chance, ls=":", c="k", lw=1)
+        ax.axhline(chance + min_excess, ls="--", c="grey", lw=1)
+    g.set_titles("{col_name}")
+    g.figure.suptitle(title + " (dotted: chance; dashed: the rule's threshold)", y=1.03)
+    return g.figure

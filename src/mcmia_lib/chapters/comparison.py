@@ -316,6 +316,7 @@ class ComparisonResults(Results):
     seed_claims: pd.DataFrame  # the seed papers' claims re-decided here (``seed_claims``), in the same family
     roc: pd.DataFrame  # the chosen attacks' ROC curves (``roc_rows``) per data set, configuration, attacker, subset
     answer: pd.DataFrame  # the chapter's answer in one short table (``answer``), for the front page
+    minmax_gains: pd.DataFrame  # each Min-Max candidate's inner gain G per epoch (model 0): data set, λ, steps
 
 
 def results(p: Params, store=None) -> ComparisonResults:
@@ -364,7 +365,10 @@ def results(p: Params, store=None) -> ComparisonResults:
         pd.DataFrame(regime_rows), pd.DataFrame(mm), pd.DataFrame(dp),
         [f"{d}: {line}" for d in p.datasets for line in tuned[d]["withheld"]], pd.DataFrame(grid), attacks,
         family.iloc[:len(claims)], family.iloc[len(claims):], pd.DataFrame(curves),
-        answer(attacks, family.iloc[:len(claims)]))
+        answer(attacks, family.iloc[:len(claims)]),
+        pd.DataFrame([{"data set": d, "λ": lam, "inner steps": k, "epoch": i + 1, "gain G": h["minmax_gain"]}
+                      for d in p.datasets for (lam, k), spec in minmax_candidates(p, d).items()
+                      for i, h in enumerate(x for x in e[spec].history if "minmax_gain" in x)]))
 
 
 # -- the attacks on every configuration (part 2) -----------------------------------------------------------------
