@@ -82,56 +82,69 @@ def test_a_regime_that_breaks_the_budget_is_refused_in_one_line():
         chapters.validate("comparison", {**values, "profile": "smoke"})
 
 
-def test_a_defense_is_compared_with_the_least_trained_model_as_accurate_paired_by_model():
-    table = pd.DataFrame({"test accuracy (%)": [77.0, 70.0, 50.0, 69.0, 48.0, 78.0, 71.0],
-                          "aware, clean: at FPR (%)": 0.1},
-                         index=["Undefended", "Early stopping (16 epochs)", "Early stopping (4 epochs)", "L2", "DP",
-                                "Dropout", "IMP"])
+def test_a_defense_meets_the_early_stopping_curve_at_its_validation_accuracy_paired_by_model():
+    names = ["Undefended", "Early stopping (16 epochs)", "Early stopping (4 epochs)", "L2", "DP", "Dropout", "IMP"]
+    val = [77.0, 70.0, 50.0, 69.0, 48.0, 78.0, 71.0]
+    table = pd.DataFrame({"validation accuracy (%)": val, "test accuracy (%)": [v - 1 for v in val],
+                          "aware, clean: at FPR (%)": 0.1}, index=names)
     fpr = comparison.FPR
+    e16 = np.linspace(0.010, 0.017, 8)
     per = {("Undefended", "aware", "clean"): np.full(16, 0.02),
            ("Early stopping (4 epochs)", "aware", "clean"): np.array([fpr] * 8),  # no leak above chance
-           ("Early stopping (16 epochs)", "aware", "clean"): np.linspace(0.010, 0.017, 8),
-           ("L2", "aware", "clean"): np.linspace(0.010, 0.017, 8) - 0.005,
+           ("Early stopping (16 epochs)", "aware", "clean"): e16,
+           ("L2", "aware", "clean"): e16 - 0.005,
            ("DP", "aware", "clean"): np.full(8, fpr), ("Dropout", "aware", "clean"): np.full(8, 0.01),
            ("IMP", "aware", "clean"): np.full(8, 0.01)}
-    claims = {c["claim"]: c for c in comparison.matched_utility_claims(table, per, "cifar10")}
-    l2 = claims["cifar10: L2 leaks less than early stopping at its accuracy (Early stopping (16 epochs))"]
-    assert l2["diffs"] == pytest.approx([0.5] * 8)  # model i against model i: the same members
-    assert l2["paper"] == pytest.approx(100 * (np.mean(np.linspace(0.010, 0.017, 8)) - fpr))
-    assert l2["accuracies"] == (70.0, 69.0)
-    dp = claims["cifar10: DP leaks less than early stopping at its accuracy (Early stopping (4 epochs))"]
-    assert dp["fixed"][0] == "not testable"  # the matched model leaks nothing: nothing to remove
-    # more accurate than every undefended model: against the full schedule (never one less accurate, e.g. 4 epochs)
-    assert "cifar10: Dropout leaks less than early stopping at its accuracy (Undefended)" in claims
-    # 71 %: the 16-epoch model (70 %, nearest) is less accurate, so the full schedule (77 %) is the comparator
-    assert "cifar10: IMP leaks less than early stopping at its accuracy (Undefended)" in claims
+    claims = {c["configuration"][1]: c for c in comparison.matched_utility_claims(table, per, "cifar10")}
+    l2 = claims["L2"]  # 69 % lies 0.95 of the way from the 4-epoch model (50 %) to the 16-epoch one (70 %)
+    reference = 0.05 * fpr + 0.95 * e16
+    assert l2["diffs"] == pytest.approx(list(100 * (reference - (e16 - 0.005))))  # model i against model i
+    assert l2["paper"] == pytest.approx(100 * (reference.mean() - fpr))
+    assert l2["accuracies"] == pytest.approx((0.05 * 49 + 0.95 * 69, 68.0))
+    assert "weights 0.05 / 0.95" in l2["claim"] and l2["not_testable"] is None
+    assert claims["DP"]["fixed"][0] == "not testable"  # below the curve's end, which leaks nothing
+    assert "beyond the early-stopping curve" in claims["DP"]["note"]
+    assert claims["Dropout"]["comparator"] == "Undefended"  # more accurate than every budget: the full schedule
+    imp = claims["IMP"]  # 71 %: one seventh of the way from 16 epochs (70 %) to the full schedule (77 %)
+    assert imp["diffs"] == pytest.approx(list(100 * (6 / 7 * e16 + 1 / 7 * 0.02 - 0.01)))
     assert comparison.early_stopping(table.index) == ["Early stopping (4 epochs)", "Early stopping (16 epochs)",
                                                       "Undefended"]
 
-
-def test_002s_ratio_pairs_each_sparse_model_with_the_undefended_model_of_its_index():
-    """D = 100 − (TPR − FPR) points, 002's 200 − 2A at the headline operating point; model i against model i."""
-    fpr = comparison.FPR
+def test_002s_gain_pairs_each_sparse_model_with_the_undefended_model_of_its_index():
+    """D = 100 × (1 − advantage), 002's 200 − 2A with the chosen attack; model i against model i."""
     idx = ["Undefended", "IMP (2 rounds)", "Butterfly (S=2, L=2)", "L2"]
-    table = pd.DataFrame({"test accuracy (%)": [80.0, 78.0, 76.0, 79.0], "aware, clean: at FPR (%)": 0.1}, index=idx)
-    tpr = {"Undefended": np.r_[np.full(4, 0.05), np.full(4, 0.07)], "IMP (2 rounds)": np.full(4, 0.03),
-           "Butterfly (S=2, L=2)": np.full(4, 0.04), "L2": np.full(4, 0.04)}
-    per = {(n, "aware", "clean"): v for n, v in tpr.items()}
+    table = pd.DataFrame({"test accuracy (%)": [80.0, 78.0, 76.0, 79.0], "aware, clean: at FPR (%)": 0.1,
+                          "nonzero parameters (%)": [100, 20.2, 31.0, 100]}, index=idx)
+    adv = {"Undefended": np.r_[np.full(4, 0.10), np.full(4, 0.2)], "IMP (2 rounds)": np.full(4, 0.08),
+           "Butterfly (S=2, L=2)": np.full(4, 0.09), "L2": np.full(4, 0.09)}
+    per = {(n, "aware", "clean", "advantage"): v for n, v in adv.items()}
+    per.update({(n, "aware", "clean"): np.full(len(v), 0.01) for n, v in adv.items()})
     acc = {"Undefended": np.array([80.0, 81, 79, 80, 0, 0, 0, 0]), "IMP (2 rounds)": np.array([78.0, 79, 77, 78]),
            "Butterfly (S=2, L=2)": np.array([76.0, 76, 76, 76]), "L2": np.full(4, 79.0)}
-    runs = comparison.sparsity_runs(per, acc, ["IMP (2 rounds)", "Butterfly (S=2, L=2)"], fpr)
+    runs = comparison.sparsity_runs(per, acc, ["IMP (2 rounds)", "Butterfly (S=2, L=2)"])
     assert sorted(runs) == [0, 1, 2, 3]  # the defended block only
-    assert runs[1]["dense"] == pytest.approx((81.0, 100 - 100 * (0.05 - fpr)))
-    np.testing.assert_allclose(runs[1]["sparse"], [(79.0, 100 - 100 * (0.03 - fpr)), (76.0, 100 - 100 * (0.04 - fpr))])
+    assert runs[1]["dense"] == pytest.approx((81.0, 90.0))
+    np.testing.assert_allclose(runs[1]["sparse"], [(79.0, 92.0), (76.0, 91.0)])
     out = {c["claim"]: c for c in comparison.seed_claims(table, per, "cifar10", acc)}
-    gain = [c for k, c in out.items() if "gain defense" in k][0]
-    # model 1: relative losses 2/81 and 5/81, relative D gains 2/95.1 and 1/95.1 (in %)
-    d0 = 100 - 100 * (0.05 - fpr)
-    assert gain["diffs"][1] == pytest.approx(100 * np.mean([2 / d0, 1 / d0]))
-    assert "model indices" in gain["note"] and "(002)" in gain["claim"]
-    assert len([k for k in out if "gain defense" in k or "≈" in k]) == 2
-    assert len(comparison.seed_claims(table, per, "cifar10")) == len(out) - 2  # no accuracies: not decided
+    gain = [c for k, c in out.items() if "gain defense" in k]
+    assert len(gain) == 1 and not [k for k in out if "≈" in k]  # the ratio is not decided here (its note says why)
+    # model 1: relative D gains 2/90 and 1/90 (in %), against relative losses 2/81 and 5/81
+    assert gain[0]["diffs"][1] == pytest.approx(100 * np.mean([2 / 90, 1 / 90]))
+    assert "model indices" in gain[0]["note"] and "IMP (2 rounds) 20.2 %" in gain[0]["note"]
+    assert not [k for k in comparison.seed_claims(table, per, "cifar10") if "gain" in k["claim"]]  # no accuracies
 
+
+def test_dp_costs_more_accuracy_than_every_regularizer_takes_the_smallest_gap_per_model():
+    idx = ["Undefended", "L2", "Dropout", "DP-SGD (ε=1)", "DP-SGD (ε=8)"]
+    table = pd.DataFrame({"test accuracy (%)": [77.0, 76.0, 75.0, 50.0, 60.0], "aware, clean: at FPR (%)": 0.1},
+                         index=idx)
+    per = {(n, "aware", "clean"): np.full(4, 0.01) for n in idx}
+    acc = {"Undefended": np.full(4, 77.0), "L2": np.full(4, 76.0), "Dropout": np.array([75.0, 74, 73, 72]),
+           "DP-SGD (ε=1)": np.full(4, 50.0), "DP-SGD (ε=8)": np.array([60.0, 61, 62, 63])}
+    out = {c["claim"]: c for c in comparison.seed_claims(table, per, "cifar10", acc)}
+    cost = out["cifar10: DP-SGD costs more accuracy than every regularizer (004)"]
+    assert cost["diffs"] == pytest.approx([15.0, 13.0, 11.0, 9.0])  # dropout − DP ε=8, model by model
+    assert cost["paper"] == pytest.approx(100 * (0.649 - 0.538))  # 004's smallest gap on CIFAR-10 (L2 − DP ε=4)
 
 def test_the_answer_puts_each_verdict_beside_its_own_configuration():
     idx = ["Undefended", "Early stopping (4 epochs)", "L2", "Dropout"]
@@ -140,11 +153,15 @@ def test_the_answer_puts_each_verdict_beside_its_own_configuration():
         cols.update({f"aware, {sub}: TPR (%)": [5.0, 1.0, 4.0, 4.5], f"aware, {sub}: low": [4.0, 0.5, 3.0, 3.5],
                      f"aware, {sub}: high": [6.0, 1.5, 5.0, 5.5], f"aware, {sub}: at FPR (%)": 0.1 * (1 + 4 * (sub != "clean"))})
     matched = pd.DataFrame({"verdict": ["contradicted", "consistent"],
-                            "configuration": [("cifar10", "Dropout"), ("cifar10", "L2")]}, index=["x", "y"])
+                            "configuration": [("cifar10", "Dropout"), ("cifar10", "L2")],
+                            "comparator": ["Undefended", "Early stopping (4 epochs)"],
+                            "note": ["", "not at matched utility: test accuracies 60.0% vs 79.0%"]}, index=["x", "y"])
     a = comparison.answer({"cifar10": pd.DataFrame(cols, index=idx)}, matched)
     assert list(a.index.get_level_values("configuration")) == ["Undefended", "L2", "Dropout"]  # early stopping: below
     verdict = a["leaks less than early stopping at its accuracy?"]
-    assert verdict[("cifar10", "L2")] == "consistent" and verdict[("cifar10", "Dropout")] == "contradicted"
+    assert verdict[("cifar10", "L2")] == "consistent; not at matched utility"
+    assert verdict[("cifar10", "Dropout")] == "contradicted"
+    assert a.loc[("cifar10", "L2"), "early-stopping comparator"] == "Early stopping (4 epochs)"
     assert a.loc[("cifar10", "Dropout"), "TPR, clean (%)"] == "4.50 [3.50, 5.50] at 0.1 % FPR"
     assert a.loc[("cifar10", "Dropout"), "TPR, canaries (%)"] == "4.50 [3.50, 5.50] at 0.5 % FPR"
     # L2 (79 %, 4.0) is more accurate than Dropout (78 %, 4.5) and leaks less; the undefended model leaks more
@@ -153,20 +170,37 @@ def test_the_answer_puts_each_verdict_beside_its_own_configuration():
     assert dom[("cifar10", "Undefended")] == "—"
 
 
-def test_a_subsets_tpr_is_read_where_its_pooled_non_members_leave_ten_false_positives():
+def test_a_subsets_tpr_is_read_where_each_targets_non_members_leave_ten_false_positives():
     member = np.zeros((8, 500), bool)
-    member[:, :250] = True  # 250 non-member canaries a target, 2,000 pooled: 10 of them is 0.5 %
-    assert comparison.headline_fpr(member) == pytest.approx(0.005)
-    assert comparison.headline_fpr(np.zeros((8, 20000), bool)) == comparison.FPR  # clean examples: 0.1 % holds
+    member[:, :250] = True  # 250 non-member canaries a target: 10 of them is 4 %
+    member[3, 250] = True  # the target with fewest non-members decides
+    assert comparison.headline_fpr(member) == pytest.approx(10 / 249)
+    assert comparison.headline_fpr(np.zeros((8, 20000), bool)) == comparison.FPR  # 20 false positives: 0.1 % holds
+    assert comparison.headline_fpr(np.zeros((8, 9750), bool)) == pytest.approx(10 / 9750)  # CIFAR-10's clean pool
 
 
-def test_roc_rows_average_each_targets_tpr_down_to_one_non_member():
+def test_roc_rows_average_each_targets_tpr_down_to_ten_non_members():
     from mcmia_lib import metrics
     rng = np.random.default_rng(0)
     member = rng.random((3, 400)) < 0.5
-    member[2, :300] = True  # the smallest target has 50-odd non-members: the grid starts at one of them
+    member[2, :300] = True  # the smallest target has 50-odd non-members: the grid starts at ten of them
     score = member + rng.normal(0, 1, member.shape)
     rows = pd.DataFrame(comparison.roc_rows(member, score, {"configuration": "x"}, points=9))
-    assert rows["FPR"].iloc[0] == pytest.approx(1 / (~member).sum(axis=1).min()) and rows["FPR"].iloc[-1] == 1
+    assert rows["FPR"].iloc[0] == pytest.approx(10 / (~member).sum(axis=1).min()) and rows["FPR"].iloc[-1] == 1
     for f, t in zip(rows["FPR"], rows["TPR"]):
         assert t == pytest.approx(np.mean([metrics.tpr_at_fpr(member[i], score[i], f) for i in range(3)]))
+
+
+def test_each_half_of_the_targets_is_scored_by_the_attack_the_other_half_chose():
+    """The referee: an attack chosen on the targets it is scored on inflates every verdict built on it."""
+    rng = np.random.default_rng(1)
+    member = rng.random((8, 2000)) < 0.5
+    noise = rng.normal(0, 1, member.shape)
+    first, second = comparison.crossfit({"x": noise, "y": noise}, member, 0.01)["halves"]
+    x, y = noise.copy(), noise.copy()
+    x[second] += 3 * member[second]  # x separates members only on the second half's targets, y on the first's
+    y[first] += 3 * member[first]
+    out = comparison.crossfit({"x": x, "y": y, "broken": np.full(member.shape, np.nan)}, member, 0.01)
+    assert out["attacks"] == ("x", "y")  # the first half scored by x, chosen on the second half (and vice versa)
+    np.testing.assert_array_equal(out["score"][first], x[first])
+    np.testing.assert_array_equal(out["score"][second], y[second])

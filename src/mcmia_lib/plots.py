@@ -441,7 +441,7 @@ def frontier(table: pd.DataFrame, title: str = ""):
         ax.set_yscale("log")
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("test accuracy (%)")
-        ax.set_ylabel(f"TPR at {100 * fpr:.2g} % FPR (%)")
+        ax.set_ylabel(f"TPR at {100 * fpr:.3g} % FPR (%)")
         ax.set_title(subset)
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
     fig.suptitle(title)

@@ -96,7 +96,7 @@ def claim_table(claims: list[dict], alpha: float = 0.05, replicates: str = "seed
     ``kind`` "equivalence" with ``margin``, ``collapsed`` / ``not_testable`` (the reason, when the defended model
     predicts at chance / the reference model does not leak), ``fixed`` (verdict, reason) for a claim no interval
     decides, ``accuracies`` (the two compared models' test accuracies, %: a gap over ``MATCHED_UTILITY`` points
-    is noted beside the verdict), ``link``, ``configuration`` (carried through).
+    is noted beside the verdict), ``link``, ``configuration``, ``comparator`` (carried through).
 
     The claims with an interval (two or more seeds, or bootstrap draws) form the family: each interval is read at
     the Bonferroni level ``family_level(m)``, so that all of them hold jointly at 1 − ``alpha``; the verdict comes
@@ -157,7 +157,7 @@ def claim_table(claims: list[dict], alpha: float = 0.05, replicates: str = "seed
             if abs(a - b) > MATCHED_UTILITY:
                 notes.append(f"not at matched utility: test accuracies {a:.1f}% vs {b:.1f}%")
         row["note"] = "; ".join(notes)
-        for k in ("link", "configuration"):  # carried through for the caller (a front-page link, a row's key)
+        for k in ("link", "configuration", "comparator"):  # carried through for the caller (a link, a row's key)
             if c.get(k):
                 row[k] = c[k]
         rows.append(row)
