@@ -86,6 +86,7 @@ def test_a_defense_meets_the_early_stopping_curve_at_its_validation_accuracy_pai
     names = ["Undefended", "Early stopping (16 epochs)", "Early stopping (4 epochs)", "L2", "DP", "Dropout", "IMP"]
     val = [77.0, 70.0, 50.0, 69.0, 48.0, 78.0, 71.0]
     table = pd.DataFrame({"validation accuracy (%)": val, "test accuracy (%)": [v - 1 for v in val],
+                          "aware, clean: TPR (%)": [2.0, 1.35, 0.1, 0.85, 0.1, 1.0, 1.0],
                           "aware, clean: at FPR (%)": 0.1}, index=names)
     fpr = comparison.FPR
     e16 = np.linspace(0.010, 0.017, 8)
@@ -204,3 +205,13 @@ def test_each_half_of_the_targets_is_scored_by_the_attack_the_other_half_chose()
     assert out["attacks"] == ("x", "y")  # the first half scored by x, chosen on the second half (and vice versa)
     np.testing.assert_array_equal(out["score"][first], x[first])
     np.testing.assert_array_equal(out["score"][second], y[second])
+
+
+def test_the_early_stopping_curve_drops_budgets_another_one_dominates():
+    names = ["Undefended", "Early stopping (30 epochs)", "Early stopping (40 epochs)", "Early stopping (16 epochs)",
+             "L2"]
+    table = pd.DataFrame({"validation accuracy (%)": [77.2, 76.8, 76.7, 75.4, 90.0],
+                          "aware, clean: TPR (%)": [9.0, 3.0, 6.0, 1.0, 0.1]}, index=names)
+    # 40 epochs: less accurate and leakier than 30; L2 is a defense, never part of the baseline
+    assert comparison.early_stopping_curve(table) == ["Early stopping (16 epochs)", "Early stopping (30 epochs)",
+                                                      "Undefended"]

@@ -412,12 +412,13 @@ def butterfly_supports(chain, title: str = ""):
     return fig
 
 
-def frontier(table: pd.DataFrame, title: str = ""):
+def frontier(table: pd.DataFrame, curve_names: list[str], title: str = ""):
     """Issue 29's frontier: test accuracy (x) against TPR at low FPR (y, log scale; each subset at the FPR the
     table read it at, 0.1 % where its non-members resolve it), one point per configuration
     with its interval over targets, clean examples and canaries as two panels, the chance line (TPR = FPR) and the
-    early-stopping curve (the undefended model at every epoch budget) as the baseline: a defense helps only where
-    it lies below that curve. ``table``: ``chapters.comparison.attack_table``."""
+    early-stopping curve (``curve_names``: the undefended budgets no other one dominates, by accuracy) as the
+    baseline: a defense helps only where it lies below that curve; dominated budgets are drawn as points.
+    ``table``: ``chapters.comparison.attack_table``."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharex=True)
     early = [n for n in table.index if n == "Undefended" or n.startswith("Early stopping")]
     colours = [c for i, c in enumerate(sns.color_palette("tab10")) if i != 7]  # grey is the baseline's
@@ -429,7 +430,7 @@ def frontier(table: pd.DataFrame, title: str = ""):
         y = table[f"{col}: TPR (%)"].clip(lower=100 * floor)
         lo = table[f"{col}: low"].clip(lower=100 * floor)
         hi = table[f"{col}: high"].clip(lower=100 * floor)
-        curve = table.loc[early].sort_values("test accuracy (%)")
+        curve = table.loc[list(curve_names)]
         ax.plot(curve["test accuracy (%)"], y[curve.index], "-", c="grey", lw=1.5, label="early stopping (baseline)")
         for name in table.index:
             x = table.loc[name, "test accuracy (%)"]
