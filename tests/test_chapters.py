@@ -72,3 +72,18 @@ def test_entries_refuse_a_spec_the_stages_do_not_name(tmp_store):
     other = next(iter(quickstart.stages(chapters.read("quickstart", "smoke", {"seeds": [5]}))))[0]
     with pytest.raises(KeyError, match="not named by the chapter's stages"):
         e[other]
+
+
+def test_table_i_gives_the_lenet5_row_its_own_seeds():
+    """Issue 28, item 3: five seeds where they are cheap (MNIST / LeNet-5), without the CIFAR-10 CNN's."""
+    from dataclasses import replace
+    from mcmia_lib.chapters import dp_regularization
+    p = chapters.read("dp_regularization", "cpu", {})
+    p = replace(p, table_i=replace(p.table_i, lenet_seeds=[0, 1, 2, 3, 4]))
+    stage = list(dp_regularization.stages(p))[1]
+    seeds = {}
+    for s in stage:
+        if getattr(s, "dp", None) is not None and getattr(s, "target_epsilon", None) is None \
+                and s.dp.target_epsilon == p.table_i.epsilon:
+            seeds.setdefault(s.dataset, set()).add(s.seed)
+    assert seeds == {"mnist": {0, 1, 2, 3, 4}, "cifar10": set(p.table_i.seeds)}
