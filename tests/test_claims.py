@@ -129,3 +129,14 @@ def test_equal_differences_on_every_seed_give_no_interval():
     assert not np.isfinite(t.loc["c", "low"]) and t.loc["d", "verdict"] == "consistent"
     assert t.loc["c", "level"] == t.loc["d", "level"] == pytest.approx(1 - 0.05 / 2)  # still in the family
     assert claims.leak_gate([0.0, 0.0, 0.0], "it") is not None and claims.leak_gate([1.0] * 3, "it") is None
+
+
+def test_each_claims_verdict_is_glued_under_a_key_another_page_can_name(monkeypatch):
+    glued = {}
+    monkeypatch.setattr(book, "glue", lambda name, value, display=False: glued.setdefault(name, value))
+    t = verdicts.claim_table([{"claim": "CIFAR-10-VGG16: MCMIA-Pruning lowers the NN attack", "paper": 2.0,
+                               "diffs": [1.9, 2.0, 2.1]}])
+    book.publish_findings(t, chapter="x")
+    key = "verdict_cifar_10_vgg16_mcmia_pruning_lowers_the_nn_attack"
+    assert book.claim_key(t.index[0]) == key and set(glued) == {"findings", "summary", key}
+    assert glued[key].data.startswith("consistent, +2.00 [")

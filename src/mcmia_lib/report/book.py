@@ -14,11 +14,19 @@ def glue(name: str, value, display: bool = False) -> None:
     _glue(name, value.item() if isinstance(value, np.generic) else value, display=display)
 
 
+def claim_key(claim: str) -> str:
+    """The glue key of one claim's verdict: ``verdict_`` and the claim's words in lower case joined by ``_`` (a
+    key the ``{glue:md}`doc::key``` role of another page can name: no colon, no space)."""
+    import re
+    return "verdict_" + re.sub(r"[^a-z0-9]+", "_", claim.lower()).strip("_")
+
+
 def publish_findings(*tables: pd.DataFrame, chapter: str) -> pd.DataFrame:
     """Glue a chapter's decided claims (``claim_table`` results) for the front page (``findings``: claim, the
     paper's effect, ours with its interval, the verdict and its note: the reason, matched utility, the seeds a
-    decision needs) and for the chapter's result box (``summary``: how many claims got which verdict). Returns
-    the findings table."""
+    decision needs), for the chapter's result box (``summary``: how many claims got which verdict) and one by
+    one for the comparison chapter (``claim_key``: the verdict and ours with its interval). Returns the findings
+    table."""
     from collections import Counter
     from IPython.display import Markdown
     shown = pd.concat([display_claims(t) for t in tables])[["paper", "ours (interval, level)", "unit", "verdict",
@@ -26,6 +34,8 @@ def publish_findings(*tables: pd.DataFrame, chapter: str) -> pd.DataFrame:
     counts = Counter(v for t in tables for v in t["verdict"])
     words = ", ".join(f"{n} {v}" for v, n in sorted(counts.items(), key=lambda kv: VERDICTS.index(kv[0])))
     glue("findings", shown.rename_axis(f"{chapter}: claim"), display=False)
+    for claim, row in shown.iterrows():
+        glue(claim_key(claim), Markdown(f"{row['verdict']}, {row['ours (interval, level)']}"), display=False)
     glue("summary", Markdown(
         f"**{sum(counts.values())} claim(s) of the paper decided here: {words}.** Each verdict compares our paired "
         "per-seed difference and its interval with the paper's effect (rule on the methods page); the tables "
