@@ -215,3 +215,34 @@ def test_the_early_stopping_curve_drops_budgets_another_one_dominates():
     # 40 epochs: less accurate and leakier than 30; L2 is a defense, never part of the baseline
     assert comparison.early_stopping_curve(table) == ["Early stopping (16 epochs)", "Early stopping (30 epochs)",
                                                       "Undefended"]
+
+
+def test_dp_sgd_spends_its_longer_runs_on_the_learning_rate_best_at_the_fewest_epochs(tmp_store, monkeypatch):
+    """DP-SGD's tuning in two steps: every learning rate at the fewest epochs, then more epochs only at the best."""
+    values = yaml.safe_load((REPO_ROOT / "params" / "comparison" / "smoke.yaml").read_text())
+    values["regimes"]["digits"].update(dp_lrs=[0.1, 0.3, 1.0], dp_epochs=[2, 4])
+    p = chapters.validate("comparison", {**values, "profile": "smoke"})
+    first = comparison.dp_first_step(p, "digits", 8)
+    assert sorted(k[1] for k in first) == [0.1, 0.3, 1.0] and {k[2] for k in first} == {2}
+    stored = {}
+    from mcmia_lib import engine
+    key_of = {engine.key(s): k for k, s in comparison.dp_candidates(p, "digits", 8).items()}
+    acc = {0.1: 0.5, 0.3: 0.7, 1.0: 0.6}
+
+    def fake(spec, store):
+        k = key_of.get(engine.key(spec))
+        if k is None or (k[2] == 4 and not stored.get("second")):
+            return None
+        return {"val_acc": acc[k[1]] + 0.01 * (k[2] == 4), "test_acc": 0.6, "dp": {"epsilon": 7.9}}
+    monkeypatch.setattr(comparison, "_stored", fake)
+    stages = comparison.stages(p, tmp_store)
+    one = next(stages)
+    assert {key_of[engine.key(s)] for s in one if engine.key(s) in key_of} == set(first)
+    two = next(stages)
+    assert [key_of[engine.key(s)] for s in two if engine.key(s) in key_of] == [(128, 0.3, 4, 1.0)]
+    assert not any(s.dp is not None and s.index > 0 for s in two)  # DP-SGD's configuration waits for its choice
+    stored["second"] = True
+    three = next(stages)
+    assert {s.index for s in three if s.dp is not None} == set(range(1, p.regimes["digits"].n_defended))
+    rows, choice = comparison.tuning(p, "digits", tmp_store)["dp"][8]
+    assert len(rows) == 4 and (choice["lr"], choice["epochs"]) == (0.3, 4)
