@@ -49,7 +49,7 @@ def test_nested_values_are_checked_by_their_declared_element_types(capsys):
         "mcmia: error: -p admm_ablation.seeds: missing: the seeds to ablate (e.g. [0])")
     assert refused(capsys, "dp_regularization", ("table_i", "{epsilon: 6.28, eps: 1}")) == (
         "mcmia: error: -p table_i: unknown key 'eps'; expected keys among epsilon, epochs, batch_size, lr, momentum, "
-        "curve_subset, nn_epochs, seeds, cnn_width, cnn_compression")
+        "curve_subset, nn_epochs, seeds, cnn_width, cnn_compression, lenet_seeds")
     assert refused(capsys, "dp_regularization", ("table_i", "{epsilon: 6.28}")) == (
         "mcmia: error: -p table_i.epochs: missing; expected a whole number (e.g. 150)")
     assert refused(capsys, "sparsity", ("attack", "{hidden: [[30, -1]]}")) == (
